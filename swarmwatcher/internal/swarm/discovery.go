@@ -1,0 +1,482 @@
+package swarm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/client"
+)
+
+// Labels a service carries to opt in to probing.
+const (
+	LabelPort = "swarmwatcher.port"
+	LabelPath = "swarmwatcher.path"
+)
+
+// DefaultNetwork is the stack's network, used when the watcher cannot tell
+// which overlay network it is attached to itself.
+const DefaultNetwork = "goblog_net"
+
+// API is the part of the Docker Engine API the watcher uses: read-only calls.
+type API interface {
+	ServiceList(ctx context.Context, options swarm.ServiceListOptions) ([]swarm.Service, error)
+	TaskList(ctx context.Context, options swarm.TaskListOptions) ([]swarm.Task, error)
+	NodeList(ctx context.Context, options swarm.NodeListOptions) ([]swarm.Node, error)
+	NetworkList(ctx context.Context, options network.ListOptions) ([]network.Summary, error)
+	ContainerInspect(ctx context.Context, containerID string) (container.InspectResponse, error)
+	Events(ctx context.Context, options events.ListOptions) (<-chan events.Message, <-chan error)
+}
+
+var _ API = (*client.Client)(nil)
+
+// Config tells Discovery what to read and how long each call may take.
+type Config struct {
+	// Networks names (or IDs) the overlay networks whose addresses are used.
+	// Empty means: the overlay networks of the watcher's own container, else
+	// DefaultNetwork, else the first overlay network that is not ingress.
+	Networks []string
+	// Hostname is this process's hostname; in a container it is the
+	// container ID prefix, which finds the watcher's own networks.
+	Hostname string
+	// CallTimeout bounds every Engine API call.
+	CallTimeout time.Duration
+	// Logger receives what the discovery decides (nil: discard).
+	Logger *slog.Logger
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	if c.CallTimeout <= 0 {
+		return errors.New("call timeout must be positive")
+	}
+	for _, n := range c.Networks {
+		if n == "ingress" {
+			return errors.New("the ingress network carries no task addresses: pick the stack's overlay network")
+		}
+	}
+	return nil
+}
+
+// Snapshot is the swarm's state as one refresh saw it.
+type Snapshot struct {
+	Services []Service
+	// Networks are the names of the networks addresses were taken from.
+	Networks []string
+}
+
+// Service is one swarm service and its running tasks.
+type Service struct {
+	ID           string
+	Name         string
+	Labels       map[string]string
+	Mode         string // replicated, global, ...
+	EndpointMode string // vip or dnsrr
+	Desired      int
+	Running      int
+	// ProbePort is the port of the task's /health; 0 means the service
+	// did not opt in (or its label was invalid, see ProbeError).
+	ProbePort  int
+	ProbePath  string
+	ProbeError string
+	Tasks      []Task
+}
+
+// Task is one task whose container is running.
+type Task struct {
+	ID           string
+	Slot         int
+	NodeID       string
+	Node         string
+	State        string
+	DesiredState string
+	// Address is the task's IP on the watched network, "" when it has none
+	// (AddressError then says why).
+	Address      string
+	Network      string
+	AddressError string
+	ContainerID  string
+	Since        time.Time
+}
+
+// Draining reports a task that still runs although swarm wants it gone.
+func (t Task) Draining() bool {
+	return t.DesiredState != string(swarm.TaskStateRunning)
+}
+
+// Discovery reads Snapshots from the Engine API.
+type Discovery struct {
+	cfg Config
+	api API
+	log *slog.Logger
+
+	mu        sync.Mutex
+	ownNets   []string // names of own overlay networks, once known
+	ownDone   bool     // own container looked up (found or definitely not)
+	lastNets  string   // last logged network choice
+	lastNotes string
+}
+
+// New returns a Discovery reading through api.
+func New(cfg Config, api API) (*Discovery, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("swarm config: %w", err)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &Discovery{cfg: cfg, api: api, log: log}, nil
+}
+
+// CallsPerRefresh is the number of Engine API calls one Refresh makes once
+// the watcher's own networks are known: services, tasks, nodes, networks.
+const CallsPerRefresh = 4
+
+// Refresh lists services, running tasks, nodes and networks and joins them.
+// On error it returns no snapshot: callers keep their last good one.
+func (d *Discovery) Refresh(ctx context.Context) (Snapshot, error) {
+	services, err := call(ctx, d.cfg.CallTimeout, func(ctx context.Context) ([]swarm.Service, error) {
+		return d.api.ServiceList(ctx, swarm.ServiceListOptions{Status: true})
+	})
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("list services: %w", err)
+	}
+	// Desired running, and desired shutdown but still running (draining).
+	tf := filters.NewArgs(
+		filters.Arg("desired-state", string(swarm.TaskStateRunning)),
+		filters.Arg("desired-state", string(swarm.TaskStateShutdown)),
+	)
+	tasks, err := call(ctx, d.cfg.CallTimeout, func(ctx context.Context) ([]swarm.Task, error) {
+		return d.api.TaskList(ctx, swarm.TaskListOptions{Filters: tf})
+	})
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("list tasks: %w", err)
+	}
+	nodes, err := call(ctx, d.cfg.CallTimeout, func(ctx context.Context) ([]swarm.Node, error) {
+		return d.api.NodeList(ctx, swarm.NodeListOptions{})
+	})
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("list nodes: %w", err)
+	}
+	nets, err := call(ctx, d.cfg.CallTimeout, func(ctx context.Context) ([]network.Summary, error) {
+		return d.api.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("driver", "overlay"))})
+	})
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("list networks: %w", err)
+	}
+	watched := d.watchedNetworks(ctx, nets)
+	return build(services, tasks, nodes, watched), nil
+}
+
+// call runs f with its own deadline.
+func call[T any](ctx context.Context, timeout time.Duration, f func(context.Context) (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return f(ctx)
+}
+
+// netRef is a watched network.
+type netRef struct{ id, name string }
+
+// watchedNetworks picks the networks whose addresses count, in order of
+// preference, and logs when the choice changes.
+func (d *Discovery) watchedNetworks(ctx context.Context, nets []network.Summary) []netRef {
+	byKey := map[string]network.Summary{}
+	var overlays []network.Summary
+	for _, n := range nets {
+		if n.Driver != "" && n.Driver != "overlay" {
+			continue
+		}
+		byKey[n.Name] = n
+		byKey[n.ID] = n
+		if !n.Ingress && n.Name != "ingress" {
+			overlays = append(overlays, n)
+		}
+	}
+	sort.Slice(overlays, func(i, j int) bool { return overlays[i].Name < overlays[j].Name })
+
+	var (
+		out  []netRef
+		why  string
+		want []string
+	)
+	switch {
+	case len(d.cfg.Networks) > 0:
+		want, why = d.cfg.Networks, "configured"
+	default:
+		if own := d.ownNetworks(ctx); len(own) > 0 {
+			want, why = own, "shared with the watcher's own container"
+		}
+	}
+	for _, w := range want {
+		if n, ok := byKey[w]; ok && !n.Ingress {
+			out = append(out, netRef{id: n.ID, name: n.Name})
+		} else if !ok && len(d.cfg.Networks) > 0 {
+			// Keep the name so tasks say which network they lack.
+			out = append(out, netRef{name: w})
+		}
+	}
+	if len(out) == 0 {
+		if n, ok := byKey[DefaultNetwork]; ok {
+			out, why = []netRef{{id: n.ID, name: n.Name}}, "fallback: the stack's network "+DefaultNetwork+" (own container's networks unknown)"
+		} else if len(overlays) > 0 {
+			out, why = []netRef{{id: overlays[0].ID, name: overlays[0].Name}}, "fallback: first overlay network that is not ingress (own container's networks unknown)"
+		} else {
+			why = "no overlay network found"
+		}
+	}
+	names := make([]string, len(out))
+	for i, n := range out {
+		names[i] = n.name
+	}
+	d.mu.Lock()
+	changed := strings.Join(names, ",") != d.lastNets || why != d.lastNotes
+	d.lastNets, d.lastNotes = strings.Join(names, ","), why
+	d.mu.Unlock()
+	if changed {
+		d.log.Info("watching networks", "networks", names, "why", why)
+	}
+	return out
+}
+
+// ownNetworks returns the overlay networks of the watcher's own container,
+// found by inspecting the container named by the hostname (a container's
+// hostname is its ID prefix unless set otherwise). It asks once; a transient
+// API error is retried on the next refresh.
+func (d *Discovery) ownNetworks(ctx context.Context) []string {
+	d.mu.Lock()
+	done, own := d.ownDone, d.ownNets
+	d.mu.Unlock()
+	if done {
+		return own
+	}
+	if d.cfg.Hostname == "" {
+		d.mu.Lock()
+		d.ownDone = true
+		d.mu.Unlock()
+		return nil
+	}
+	c, err := call(ctx, d.cfg.CallTimeout, func(ctx context.Context) (container.InspectResponse, error) {
+		return d.api.ContainerInspect(ctx, d.cfg.Hostname)
+	})
+	if err != nil {
+		if !isNotFound(err) {
+			d.log.Warn("cannot inspect own container, will retry", "hostname", d.cfg.Hostname, "err", err)
+			return nil
+		}
+		d.log.Info("not running in a container of this engine", "hostname", d.cfg.Hostname)
+		d.mu.Lock()
+		d.ownDone = true
+		d.mu.Unlock()
+		return nil
+	}
+	var names []string
+	if c.NetworkSettings != nil {
+		for name, ep := range c.NetworkSettings.Networks {
+			if name == "ingress" || ep == nil {
+				continue
+			}
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	d.mu.Lock()
+	d.ownDone, d.ownNets = true, names
+	d.mu.Unlock()
+	return names
+}
+
+func isNotFound(err error) bool {
+	// errdefs.IsNotFound without importing the deprecated package.
+	var nf interface{ NotFound() }
+	return errors.As(err, &nf) || client.IsErrNotFound(err)
+}
+
+// build joins the API answers into a Snapshot. It never fails: a task that
+// cannot be addressed is kept with the reason.
+func build(services []swarm.Service, tasks []swarm.Task, nodes []swarm.Node, watched []netRef) Snapshot {
+	nodeName := make(map[string]string, len(nodes))
+	for _, n := range nodes {
+		name := n.Description.Hostname
+		if name == "" {
+			name = n.Spec.Name
+		}
+		if name == "" {
+			name = n.ID
+		}
+		nodeName[n.ID] = name
+	}
+	byService := make(map[string][]Task)
+	for _, t := range tasks {
+		if t.Status.State != swarm.TaskStateRunning {
+			continue
+		}
+		if t.DesiredState != swarm.TaskStateRunning && t.DesiredState != swarm.TaskStateShutdown {
+			continue
+		}
+		byService[t.ServiceID] = append(byService[t.ServiceID], toTask(t, nodeName, watched))
+	}
+	snap := Snapshot{Services: make([]Service, 0, len(services))}
+	for _, n := range watched {
+		snap.Networks = append(snap.Networks, n.name)
+	}
+	for _, s := range services {
+		svc := toService(s)
+		svc.Tasks = byService[s.ID]
+		sort.Slice(svc.Tasks, func(i, j int) bool {
+			a, b := svc.Tasks[i], svc.Tasks[j]
+			if a.Slot != b.Slot {
+				return a.Slot < b.Slot
+			}
+			if a.Node != b.Node {
+				return a.Node < b.Node
+			}
+			return a.ID < b.ID
+		})
+		for _, t := range svc.Tasks {
+			if !t.Draining() {
+				svc.Running++
+			}
+		}
+		snap.Services = append(snap.Services, svc)
+	}
+	sort.Slice(snap.Services, func(i, j int) bool { return snap.Services[i].Name < snap.Services[j].Name })
+	return snap
+}
+
+func toService(s swarm.Service) Service {
+	svc := Service{
+		ID:           s.ID,
+		Name:         s.Spec.Name,
+		Labels:       map[string]string{},
+		EndpointMode: string(swarm.ResolutionModeVIP),
+	}
+	// Container labels first, service labels win.
+	if cs := s.Spec.TaskTemplate.ContainerSpec; cs != nil {
+		for k, v := range cs.Labels {
+			svc.Labels[k] = v
+		}
+	}
+	for k, v := range s.Spec.Labels {
+		svc.Labels[k] = v
+	}
+	if s.Spec.EndpointSpec != nil && s.Spec.EndpointSpec.Mode != "" {
+		svc.EndpointMode = string(s.Spec.EndpointSpec.Mode)
+	}
+	switch m := s.Spec.Mode; {
+	case m.Replicated != nil:
+		svc.Mode = "replicated"
+		if m.Replicated.Replicas != nil {
+			svc.Desired = int(*m.Replicated.Replicas)
+		}
+	case m.Global != nil:
+		svc.Mode = "global"
+	case m.ReplicatedJob != nil:
+		svc.Mode = "replicated-job"
+	case m.GlobalJob != nil:
+		svc.Mode = "global-job"
+	}
+	if s.ServiceStatus != nil {
+		svc.Desired = int(s.ServiceStatus.DesiredTasks)
+	}
+	if p, ok := svc.Labels[LabelPort]; ok {
+		port, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil || port < 1 || port > 65535 {
+			svc.ProbeError = fmt.Sprintf("label %s=%q is not a port number", LabelPort, p)
+		} else {
+			svc.ProbePort = port
+			svc.ProbePath = "/health"
+			if path := strings.TrimSpace(svc.Labels[LabelPath]); path != "" {
+				if !strings.HasPrefix(path, "/") {
+					path = "/" + path
+				}
+				svc.ProbePath = path
+			}
+		}
+	}
+	return svc
+}
+
+func toTask(t swarm.Task, nodeName map[string]string, watched []netRef) Task {
+	task := Task{
+		ID:           t.ID,
+		Slot:         t.Slot,
+		NodeID:       t.NodeID,
+		Node:         nodeName[t.NodeID],
+		State:        string(t.Status.State),
+		DesiredState: string(t.DesiredState),
+		Since:        t.Status.Timestamp,
+	}
+	if task.Node == "" {
+		task.Node = t.NodeID
+	}
+	if cs := t.Status.ContainerStatus; cs != nil {
+		task.ContainerID = cs.ContainerID
+	}
+	task.Address, task.Network, task.AddressError = address(t.NetworksAttachments, watched)
+	return task
+}
+
+// address picks the task's IP on the first watched network it is attached to.
+func address(atts []swarm.NetworkAttachment, watched []netRef) (ip, netName, reason string) {
+	if len(watched) == 0 {
+		return "", "", "no overlay network to take addresses from"
+	}
+	var empty []string // watched networks the task is on without an address
+	for _, w := range watched {
+		for _, a := range atts {
+			if w.id == "" || a.Network.ID != w.id {
+				continue
+			}
+			for _, cidr := range a.Addresses {
+				ip, _, _ := strings.Cut(cidr, "/")
+				if ip != "" {
+					return ip, w.name, ""
+				}
+			}
+			empty = append(empty, w.name)
+		}
+	}
+	if len(empty) > 0 {
+		return "", empty[0], "attached to " + strings.Join(empty, ", ") + " but without an address"
+	}
+	var on []string
+	for _, a := range atts {
+		name := a.Network.Spec.Name
+		if name == "" {
+			name = a.Network.ID
+		}
+		on = append(on, name)
+	}
+	want := make([]string, len(watched))
+	for i, w := range watched {
+		want[i] = w.name
+	}
+	if len(on) == 0 {
+		return "", "", "not attached to " + strings.Join(want, ", ") + " (no networks)"
+	}
+	return "", "", "not attached to " + strings.Join(want, ", ") + " (only " + strings.Join(on, ", ") + ")"
+}
+
+// Hostname returns os.Hostname or "" on error.
+func Hostname() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return ""
+	}
+	return h
+}

@@ -1,0 +1,137 @@
+package swarm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+)
+
+// WatchConfig tunes the event stream's reconnects.
+type WatchConfig struct {
+	// ConnectTimeout bounds the wait for the stream's first answer.
+	ConnectTimeout time.Duration
+	// MinBackoff and MaxBackoff bound the wait between reconnects.
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// Watch follows the engine's event stream and calls trigger for every event
+// that can change what a refresh sees, and once after every (re)connect, so
+// that nothing that happened while disconnected is missed. It reconnects with
+// exponential backoff and returns only when ctx ends.
+func (d *Discovery) Watch(ctx context.Context, cfg WatchConfig, trigger func(reason string)) error {
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = d.cfg.CallTimeout
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = 250 * time.Millisecond
+	}
+	if cfg.MaxBackoff < cfg.MinBackoff {
+		cfg.MaxBackoff = 10 * time.Second
+	}
+	backoff := cfg.MinBackoff
+	for {
+		connected, err := d.stream(ctx, cfg.ConnectTimeout, trigger)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if connected {
+			backoff = cfg.MinBackoff
+		}
+		d.log.Warn("event stream lost, reconnecting", "err", err, "in", backoff)
+		trigger("event stream lost")
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		backoff = min(2*backoff, cfg.MaxBackoff)
+	}
+}
+
+// stream runs one event subscription until it fails. connected says whether
+// it got as far as an open stream.
+func (d *Discovery) stream(ctx context.Context, connectTimeout time.Duration, trigger func(string)) (connected bool, err error) {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	opts := events.ListOptions{Filters: filters.NewArgs(
+		filters.Arg("type", string(events.ServiceEventType)),
+		filters.Arg("type", string(events.NodeEventType)),
+		filters.Arg("type", string(events.ContainerEventType)),
+	)}
+	type subscription struct {
+		msgs <-chan events.Message
+		errs <-chan error
+	}
+	opened := make(chan subscription, 1)
+	// Events blocks until the engine answers; bound that wait.
+	go func() {
+		m, e := d.api.Events(sctx, opts)
+		opened <- subscription{m, e}
+	}()
+	var sub subscription
+	t := time.NewTimer(connectTimeout)
+	select {
+	case sub = <-opened:
+		t.Stop()
+	case <-t.C:
+		cancel()
+		<-opened
+		return false, fmt.Errorf("events: no answer within %s", connectTimeout)
+	case <-ctx.Done():
+		t.Stop()
+		cancel()
+		<-opened
+		return false, ctx.Err()
+	}
+	// A stream that failed at once reports on errs without any message.
+	select {
+	case err, ok := <-sub.errs:
+		if !ok {
+			err = errors.New("closed")
+		}
+		return false, fmt.Errorf("events: %w", err)
+	default:
+	}
+	trigger("event stream connected")
+	for {
+		select {
+		case <-ctx.Done():
+			return true, ctx.Err()
+		case err, ok := <-sub.errs:
+			if !ok || err == nil {
+				err = errors.New("closed")
+			}
+			return true, fmt.Errorf("events: %w", err)
+		case m, ok := <-sub.msgs:
+			if !ok {
+				return true, errors.New("events: closed")
+			}
+			if relevant(m) {
+				trigger(string(m.Type) + " " + string(m.Action))
+			}
+		}
+	}
+}
+
+// relevant keeps the events that can change the task list or addresses;
+// containers' exec_* events (every HEALTHCHECK run) are noise.
+func relevant(m events.Message) bool {
+	if m.Type != events.ContainerEventType {
+		return true
+	}
+	a := string(m.Action)
+	switch {
+	case a == "start", a == "die", a == "destroy", a == "oom", a == "kill":
+		return true
+	case strings.HasPrefix(a, "health_status"):
+		return true
+	}
+	return false
+}
