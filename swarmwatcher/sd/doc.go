@@ -1,0 +1,31 @@
+// Package sd is a go-kit service-discovery backend for Docker Swarm, fed by
+// the swarmwatcher.
+//
+// go-kit ships Instancers for Consul, etcd, ZooKeeper, Eureka and DNS SRV but
+// none for Docker Swarm. An [Instancer] from this package takes the
+// swarmwatcher's snapshot of one swarm service, follows its event stream
+// (GET /api/events) and publishes go-kit [github.com/go-kit/kit/sd.Event]s
+// whose instances are "ip:port" of that service's passing tasks only:
+// starting, warning, critical, draining and unknown tasks are left out.
+//
+// Wiring it into go-kit's usual chain looks like this:
+//
+//	inst, err := sd.NewInstancer(sd.Config{
+//		WatcherURL: "http://swarmwatcher:6969",
+//		Service:    "goblog_accountservice",
+//	})
+//	// handle err
+//	defer inst.Stop()
+//	endpointer := kitsd.NewEndpointer(inst, factory, logger)
+//	balancer := lb.NewRoundRobin(endpointer)
+//	call := lb.Retry(2, time.Second, balancer)
+//
+// When the feed is lost (watcher gone, stream cut, watcher reporting its
+// Docker data stale) the Instancer keeps the last good set: it publishes an
+// Event carrying both that set and the error, never an empty set, then
+// reconnects with backoff and re-reads the snapshot. go-kit's Endpointer
+// keeps serving its last endpoints on such an event.
+//
+// [Subset] implements the deterministic subsetting of Google's SRE book
+// ("Load Balancing in the Datacenter"); set Config.Subset to apply it.
+package sd

@@ -1,0 +1,520 @@
+package sd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	kitsd "github.com/go-kit/kit/sd"
+)
+
+// Errors an Instancer reports in sd.Event.Err (wrapped); the event still
+// carries the last good set of instances.
+var (
+	// ErrStale means the watcher says its Docker data is stale, or every
+	// task of the service is in health "unknown".
+	ErrStale = errors.New("swarmwatcher data is stale")
+	// ErrServiceNotFound means the watcher does not list the service.
+	ErrServiceNotFound = errors.New("service not listed by the swarmwatcher")
+)
+
+// Config configures an Instancer. Zero values take the documented defaults.
+type Config struct {
+	// WatcherURL is the swarmwatcher's base URL, e.g. http://swarmwatcher:6969.
+	WatcherURL string
+	// Service is the swarm service name, e.g. goblog_accountservice. When no
+	// service has exactly this name, the only service named
+	// "<stack>_<Service>" is used, so "accountservice" works too.
+	Service string
+	// Port, when > 0, replaces the port the watcher reports for each task.
+	Port int
+	// Subset, when set, limits the instances to this client's deterministic
+	// subset of the passing tasks (see Subset).
+	Subset *SubsetConfig
+
+	// Client makes the stream request. It must have no Timeout (the stream
+	// is long-lived; ConnectTimeout and IdleTimeout bound it instead).
+	// Default: a client with a 5 s dial timeout.
+	Client *http.Client
+	// ConnectTimeout bounds connecting and receiving the snapshot. Default 5 s.
+	ConnectTimeout time.Duration
+	// IdleTimeout: a feed that sends nothing, not even its 15 s keepalive,
+	// for this long is lost. Default 45 s.
+	IdleTimeout time.Duration
+	// MinBackoff and MaxBackoff bound the reconnect delay, which doubles per
+	// failed attempt and is jittered down by up to half. Defaults 250 ms, 10 s.
+	MinBackoff, MaxBackoff time.Duration
+	// Sleep waits d or until ctx ends (then it returns ctx.Err()). Tests
+	// inject it; default a timer.
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Logger receives feed errors and skipped events; nil discards.
+	Logger *slog.Logger
+}
+
+// SubsetConfig selects a deterministic subset: this client's ID and the
+// number of instances it should use.
+type SubsetConfig struct {
+	ClientID int
+	Size     int
+}
+
+func (c *Config) setDefaults() (ownClient bool) {
+	if c.Client == nil {
+		ownClient = true
+		c.Client = &http.Client{Transport: &http.Transport{
+			Proxy:               http.ProxyFromEnvironment,
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSHandshakeTimeout: 5 * time.Second,
+			MaxIdleConns:        2,
+		}}
+	}
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = 5 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 45 * time.Second
+	}
+	if c.MinBackoff <= 0 {
+		c.MinBackoff = 250 * time.Millisecond
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = 10 * time.Second
+	}
+	if c.MaxBackoff < c.MinBackoff {
+		c.MaxBackoff = c.MinBackoff
+	}
+	if c.Sleep == nil {
+		c.Sleep = sleep
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return ownClient
+}
+
+// Validate reports the first problem with the configuration.
+func (c Config) Validate() error {
+	u, err := url.Parse(c.WatcherURL)
+	if err != nil {
+		return fmt.Errorf("watcher url: %w", err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("watcher url %q: want http(s)://host[:port]", c.WatcherURL)
+	}
+	if strings.TrimSpace(c.Service) == "" {
+		return errors.New("service name is empty")
+	}
+	if c.Port < 0 || c.Port > 65535 {
+		return fmt.Errorf("port %d out of range", c.Port)
+	}
+	if c.Subset != nil && (c.Subset.Size < 1 || c.Subset.ClientID < 0) {
+		return fmt.Errorf("subset: want size >= 1 and client id >= 0, got %d and %d", c.Subset.Size, c.Subset.ClientID)
+	}
+	if c.Client != nil && c.Client.Timeout != 0 {
+		return errors.New("http client: must have no Timeout, the event stream is long-lived")
+	}
+	return nil
+}
+
+// Instancer is a go-kit sd.Instancer for one swarm service, fed by the
+// swarmwatcher's event stream. Create it with NewInstancer; end it with Stop.
+type Instancer struct {
+	cfg     Config
+	log     *slog.Logger
+	eventsU string
+
+	mu       sync.Mutex
+	state    kitsd.Event
+	lastGood []string
+	reg      map[chan<- kitsd.Event]struct{}
+
+	malformed atomic.Uint64
+	// model of the watcher's view; owned by the run goroutine.
+	services map[string]map[string]Task
+	stale    *Status
+
+	ready    chan struct{}
+	readyOne sync.Once
+	quit     <-chan struct{} // closed by Stop
+	cancel   context.CancelFunc
+	done     chan struct{}
+	stopOne  sync.Once
+	// closeIdle releases the connections of a client the Instancer made.
+	closeIdle func()
+}
+
+var _ kitsd.Instancer = (*Instancer)(nil)
+
+// NewInstancer validates cfg, starts following the watcher and returns once
+// the first result (a set of instances or an error) is known, which takes at
+// most cfg.ConnectTimeout. The Instancer keeps trying in the background
+// until Stop.
+func NewInstancer(cfg Config) (*Instancer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("swarmwatcher instancer: %w", err)
+	}
+	ownClient := cfg.setDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	in := &Instancer{
+		cfg:     cfg,
+		log:     cfg.Logger.With("watcher", cfg.WatcherURL, "service", cfg.Service),
+		eventsU: strings.TrimRight(cfg.WatcherURL, "/") + "/api/events",
+		reg:     map[chan<- kitsd.Event]struct{}{},
+		ready:   make(chan struct{}),
+		quit:    ctx.Done(),
+		cancel:  cancel,
+		done:    make(chan struct{}),
+	}
+	if ownClient {
+		in.closeIdle = cfg.Client.CloseIdleConnections
+	}
+	go in.run(ctx)
+	select {
+	case <-in.ready:
+	case <-in.done:
+	}
+	return in, nil
+}
+
+// Register implements sd.Instancer: ch receives the current state at once
+// and every change after it. Sends block until ch is read (as with go-kit's
+// own Instancers) or the Instancer stops.
+func (in *Instancer) Register(ch chan<- kitsd.Event) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.reg[ch] = struct{}{}
+	in.send(ch, copyEvent(in.state))
+}
+
+// Deregister implements sd.Instancer.
+func (in *Instancer) Deregister(ch chan<- kitsd.Event) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	delete(in.reg, ch)
+}
+
+// Stop implements sd.Instancer: it ends the feed and every goroutine the
+// Instancer started, and returns when they are gone. Safe to call twice.
+func (in *Instancer) Stop() {
+	in.stopOne.Do(func() {
+		in.cancel()
+		<-in.done
+		if in.closeIdle != nil {
+			in.closeIdle()
+		}
+	})
+}
+
+// State returns the last published event: instances (the last good set
+// while Err is set) and the current error, if any.
+func (in *Instancer) State() kitsd.Event {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return copyEvent(in.state)
+}
+
+// Malformed returns how many events were skipped because their data could
+// not be read.
+func (in *Instancer) Malformed() uint64 { return in.malformed.Load() }
+
+func (in *Instancer) send(ch chan<- kitsd.Event, ev kitsd.Event) {
+	select {
+	case ch <- ev:
+	case <-in.quit:
+	}
+}
+
+// update publishes ev unless it equals the current state.
+func (in *Instancer) update(ev kitsd.Event) {
+	defer in.readyOne.Do(func() { close(in.ready) })
+	sort.Strings(ev.Instances)
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if sameEvent(in.state, ev) {
+		return
+	}
+	in.state = ev
+	if ev.Err == nil {
+		in.lastGood = append([]string(nil), ev.Instances...)
+	}
+	for ch := range in.reg {
+		in.send(ch, copyEvent(ev))
+	}
+}
+
+// fail publishes err together with the last good set.
+func (in *Instancer) fail(err error) {
+	in.mu.Lock()
+	last := append([]string(nil), in.lastGood...)
+	in.mu.Unlock()
+	if len(last) == 0 {
+		last = nil
+	}
+	in.update(kitsd.Event{Instances: last, Err: err})
+}
+
+func sameEvent(a, b kitsd.Event) bool {
+	if (a.Err == nil) != (b.Err == nil) || (a.Err != nil && a.Err.Error() != b.Err.Error()) {
+		return false
+	}
+	if len(a.Instances) == 0 && len(b.Instances) == 0 {
+		return true
+	}
+	return reflect.DeepEqual(a.Instances, b.Instances)
+}
+
+func copyEvent(e kitsd.Event) kitsd.Event {
+	if e.Instances != nil {
+		e.Instances = append([]string(nil), e.Instances...)
+	}
+	return e
+}
+
+func (in *Instancer) run(ctx context.Context) {
+	defer close(in.done)
+	attempt := 0
+	for {
+		gotSnapshot, err := in.follow(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if gotSnapshot {
+			attempt = 0
+		}
+		err = fmt.Errorf("swarmwatcher feed: %w", err)
+		in.log.Warn("discovery feed lost, keeping the last good set", "err", err, "retry", attempt)
+		in.fail(err)
+		if in.cfg.Sleep(ctx, in.backoff(attempt)) != nil {
+			return
+		}
+		attempt++
+	}
+}
+
+// backoff returns the delay before reconnect attempt n (0-based): MinBackoff
+// doubled n times, capped at MaxBackoff, then jittered into [d/2, d].
+func (in *Instancer) backoff(n int) time.Duration {
+	d := in.cfg.MinBackoff
+	for i := 0; i < n && d < in.cfg.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, in.cfg.MaxBackoff)
+	half := d / 2
+	return half + time.Duration(rand.Int64N(int64(d-half)+1))
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// follow reads one connection of the event stream until it ends. It reports
+// whether a snapshot was applied, and why the feed ended.
+func (in *Instancer) follow(parent context.Context) (gotSnapshot bool, err error) {
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	// The watchdog cancels the request when the watcher goes quiet: it
+	// allows ConnectTimeout until the snapshot, then IdleTimeout per line.
+	var timedOut atomic.Bool
+	watchdog := time.AfterFunc(in.cfg.ConnectTimeout, func() { timedOut.Store(true); cancel() })
+	defer watchdog.Stop()
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, in.eventsU, nil)
+	if err != nil {
+		return false, fmt.Errorf("build request: %w", err)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := in.cfg.Client.Do(req)
+	if err != nil {
+		if timedOut.Load() {
+			return false, fmt.Errorf("connect: no answer within %s", in.cfg.ConnectTimeout)
+		}
+		return false, fmt.Errorf("connect: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return false, fmt.Errorf("GET %s: status %s", in.eventsU, resp.Status)
+	}
+
+	in.services, in.stale = nil, nil
+	sc := newStreamReader(resp.Body)
+	timeout := in.cfg.ConnectTimeout // until the snapshot, then IdleTimeout
+	for {
+		ev, err := sc.next(func() { watchdog.Reset(timeout) })
+		if err != nil {
+			if timedOut.Load() {
+				return gotSnapshot, fmt.Errorf("stream: nothing received for %s", timeout)
+			}
+			return gotSnapshot, fmt.Errorf("stream: %w", err)
+		}
+		if err := in.apply(ev, &gotSnapshot); err != nil {
+			return gotSnapshot, err
+		}
+		if gotSnapshot && timeout != in.cfg.IdleTimeout {
+			timeout = in.cfg.IdleTimeout
+			watchdog.Reset(timeout)
+		}
+	}
+}
+
+// apply folds one stream event into the model and publishes the result. Only
+// an unreadable snapshot ends the connection; other bad events are skipped.
+func (in *Instancer) apply(ev streamEvent, gotSnapshot *bool) error {
+	switch ev.name {
+	case "snapshot":
+		var list []Service
+		if err := json.Unmarshal(ev.data, &list); err != nil {
+			in.malformed.Add(1)
+			return fmt.Errorf("unreadable snapshot: %w", err)
+		}
+		in.services = make(map[string]map[string]Task, len(list))
+		for _, s := range list {
+			tasks := make(map[string]Task, len(s.Tasks))
+			for _, t := range s.Tasks {
+				tasks[t.ID] = t
+			}
+			in.services[s.Name] = tasks
+		}
+		*gotSnapshot = true
+	case "status":
+		var st Status
+		if err := json.Unmarshal(ev.data, &st); err != nil {
+			in.skip(ev, err)
+			return nil
+		}
+		in.stale = nil
+		if st.Stale {
+			in.stale = &st
+		}
+	case EventTaskAdded, EventTaskRemoved, EventHealthChanged, EventServiceCreated, EventServiceRemoved:
+		var c Change
+		if err := json.Unmarshal(ev.data, &c); err != nil {
+			in.skip(ev, err)
+			return nil
+		}
+		if c.Service == "" || (c.Task == nil && strings.HasPrefix(ev.name, "task-")) ||
+			(c.Task != nil && c.Task.ID == "") || (ev.name == EventHealthChanged && c.Task == nil) {
+			in.skip(ev, errors.New("missing service or task"))
+			return nil
+		}
+		if !*gotSnapshot {
+			return nil // nothing to apply it to; the snapshot comes first
+		}
+		in.applyChange(ev.name, c)
+	default:
+		return nil // keepalives, ids and unknown event types
+	}
+	if *gotSnapshot {
+		in.publish()
+	}
+	return nil
+}
+
+func (in *Instancer) skip(ev streamEvent, err error) {
+	n := in.malformed.Add(1)
+	in.log.Warn("skipped a malformed event", "event", ev.name, "id", ev.id, "err", err, "skipped_total", n)
+}
+
+func (in *Instancer) applyChange(typ string, c Change) {
+	tasks := in.services[c.Service]
+	switch typ {
+	case EventServiceRemoved:
+		delete(in.services, c.Service)
+		return
+	case EventServiceCreated:
+		if tasks == nil {
+			in.services[c.Service] = map[string]Task{}
+		}
+		return
+	}
+	if tasks == nil {
+		tasks = map[string]Task{}
+		in.services[c.Service] = tasks
+	}
+	if typ == EventTaskRemoved {
+		delete(tasks, c.Task.ID)
+		return
+	}
+	tasks[c.Task.ID] = *c.Task
+}
+
+// publish derives this service's instances from the model.
+func (in *Instancer) publish() {
+	instances, err := in.derive()
+	if err != nil {
+		in.fail(err)
+		return
+	}
+	in.update(kitsd.Event{Instances: instances})
+}
+
+func (in *Instancer) derive() ([]string, error) {
+	if in.stale != nil {
+		return nil, fmt.Errorf("%w: %s (since %s)", ErrStale, in.stale.Error, in.stale.Since)
+	}
+	tasks, ok := in.lookup()
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrServiceNotFound, in.cfg.Service)
+	}
+	instances := make([]string, 0, len(tasks))
+	unknown := 0
+	for _, t := range tasks {
+		if t.Health == HealthUnknown {
+			unknown++
+		}
+		if t.Health != HealthPassing || t.Address == "" {
+			continue
+		}
+		port := t.Port
+		if in.cfg.Port > 0 {
+			port = in.cfg.Port
+		}
+		if port <= 0 || port > 65535 {
+			continue
+		}
+		instances = append(instances, net.JoinHostPort(t.Address, strconv.Itoa(port)))
+	}
+	if len(tasks) > 0 && unknown == len(tasks) {
+		return nil, fmt.Errorf("%w: every task of %s is in health unknown", ErrStale, in.cfg.Service)
+	}
+	sort.Strings(instances)
+	if s := in.cfg.Subset; s != nil {
+		instances = Subset(instances, s.ClientID, s.Size)
+	}
+	return instances, nil
+}
+
+// lookup finds the service by its exact name, else by the only
+// "<stack>_<name>" match.
+func (in *Instancer) lookup() (map[string]Task, bool) {
+	if t, ok := in.services[in.cfg.Service]; ok {
+		return t, true
+	}
+	var found map[string]Task
+	n := 0
+	for name, t := range in.services {
+		if strings.HasSuffix(name, "_"+in.cfg.Service) {
+			found, n = t, n+1
+		}
+	}
+	return found, n == 1
+}
