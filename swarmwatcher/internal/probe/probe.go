@@ -1,0 +1,185 @@
+// Package probe checks a task's HTTP health endpoint and turns the results
+// into a health state with Consul-like thresholds (successes before passing,
+// failures before critical) and a short history.
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Outcome classifies one probe.
+type Outcome string
+
+// The outcomes of one probe: 2xx passes, 429 warns, anything else fails.
+const (
+	Pass Outcome = "pass"
+	Warn Outcome = "warn"
+	Fail Outcome = "fail"
+)
+
+// Result is one probe of one target.
+type Result struct {
+	At        time.Time
+	Outcome   Outcome
+	Code      int // HTTP status, 0 when none arrived
+	Latency   time.Duration
+	Err       string // short reason when not Pass
+	BodyBytes int64  // bytes read from the body (capped)
+}
+
+// Config tunes the Prober.
+type Config struct {
+	// Timeout bounds each probe: connect, headers and body.
+	Timeout time.Duration
+	// MaxBody caps the bytes read from a body.
+	MaxBody int64
+	// Concurrency bounds the probes in flight in CheckAll.
+	Concurrency int
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	switch {
+	case c.Timeout <= 0:
+		return errors.New("probe timeout must be positive")
+	case c.MaxBody <= 0:
+		return errors.New("probe body cap must be positive")
+	case c.Concurrency <= 0:
+		return errors.New("probe concurrency must be positive")
+	}
+	return nil
+}
+
+// Prober performs HTTP health probes.
+type Prober struct {
+	cfg    Config
+	client *http.Client
+}
+
+// New returns a Prober. Redirects are never followed (a 3xx fails) and
+// connections are not reused, so every probe also proves the task accepts.
+func New(cfg Config) (*Prober, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("probe config: %w", err)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	tr := &http.Transport{
+		DialContext:            (&net.Dialer{Timeout: cfg.Timeout}).DialContext,
+		DisableKeepAlives:      true,
+		ResponseHeaderTimeout:  cfg.Timeout,
+		MaxResponseHeaderBytes: 16 << 10,
+		DisableCompression:     true,
+	}
+	return &Prober{cfg: cfg, client: &http.Client{
+		Transport:     tr,
+		Timeout:       cfg.Timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}, nil
+}
+
+// Check probes url once. It never takes longer than the configured timeout
+// (or ctx, whichever ends first).
+func (p *Prober) Check(ctx context.Context, url string) Result {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+	defer cancel()
+	start := p.cfg.Now()
+	res := Result{At: start, Outcome: Fail}
+	finish := func() Result {
+		res.Latency = p.cfg.Now().Sub(start)
+		return res
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		res.Err = "bad probe URL: " + err.Error()
+		return finish()
+	}
+	req.Header.Set("User-Agent", "swarmwatcher")
+	resp, err := p.client.Do(req)
+	if err != nil {
+		res.Err = reason(err, p.cfg.Timeout)
+		return finish()
+	}
+	defer resp.Body.Close()
+	res.Code = resp.StatusCode
+	n, err := io.Copy(io.Discard, io.LimitReader(resp.Body, p.cfg.MaxBody))
+	res.BodyBytes = n
+	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		res.Outcome = Pass
+	case resp.StatusCode == http.StatusTooManyRequests:
+		res.Outcome, res.Err = Warn, "HTTP 429"
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		res.Err = fmt.Sprintf("HTTP %d redirect (not followed)", resp.StatusCode)
+	default:
+		res.Err = fmt.Sprintf("HTTP %d", resp.StatusCode)
+	}
+	if err != nil && res.Outcome == Pass {
+		// Headers said yes but the body broke off: not healthy.
+		res.Outcome, res.Err = Fail, "reading body: "+reason(err, p.cfg.Timeout)
+	}
+	return finish()
+}
+
+// reason shortens a client error for people.
+func reason(err error, timeout time.Duration) string {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), isTimeout(err):
+		return fmt.Sprintf("timeout after %s", timeout)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.EHOSTUNREACH):
+		return "no route to host"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	}
+	s := err.Error()
+	if i := strings.LastIndex(s, ": "); i >= 0 && len(s)-i > 3 {
+		s = s[i+2:]
+	}
+	return s
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// CheckAll probes every URL with at most Concurrency probes in flight and
+// returns the results in the same order.
+func (p *Prober) CheckAll(ctx context.Context, urls []string) []Result {
+	out := make([]Result, len(urls))
+	sem := make(chan struct{}, p.cfg.Concurrency)
+	var wg sync.WaitGroup
+	for i, u := range urls {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			for j := i; j < len(urls); j++ {
+				out[j] = Result{At: p.cfg.Now(), Outcome: Fail, Err: "canceled"}
+			}
+			wg.Wait()
+			return out
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			out[i] = p.Check(ctx, u)
+		}()
+	}
+	wg.Wait()
+	return out
+}
