@@ -322,3 +322,6 @@ func sleepUntil(ctx context.Context, t time.Time) bool {
 		return false
 	}
 }
+
+// Started is the number of users started so far.
+func (r *Runner) Started() int64 { return r.started.Load() }

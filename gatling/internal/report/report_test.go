@@ -1,0 +1,193 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/goblog/goblog/gatling/internal/stats"
+)
+
+func sample() Stats {
+	start := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	r := stats.NewRecorder(start)
+	for sec := 0; sec < 5; sec++ {
+		for i := 1; i <= 100; i++ {
+			ip := []string{"10.0.1.7", "10.0.1.8", "<b>evil</b>"}[i%3]
+			r.Record(stats.Result{Latency: time.Duration(i*(sec+1)) * 10 * time.Microsecond, OK: true, ServedBy: ip})
+		}
+		r.Record(stats.Result{Latency: 5 * time.Millisecond, Error: "status 502"})
+		r.Tick(start.Add(time.Duration(sec+1)*time.Second), int64(10*(sec+1)))
+	}
+	return Stats{
+		Summary:   r.Summary(start.Add(5 * time.Second)),
+		Run:       Run{BaseURL: "http://localhost:6767", Path: "/accounts/{id}", Users: 50, RampS: 1, HoldS: 4, PauseS: 1, TimeoutS: 10, KeepAlive: true, Feeder: "accounts.csv", FeederIDs: 100, UsersStarted: 50},
+		Generator: Generator{CPUSeconds: 0.5, CPUPercent: 10, MaxRSSMiB: 20, GOMAXPROCS: 2},
+	}
+}
+
+func TestWriteDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "results", "run1")
+	s := sample()
+	if err := WriteDir(dir, s); err != nil {
+		t.Fatal(err)
+	}
+
+	// stats.json: the contract's shape, with the figures of the run.
+	b, err := os.ReadFile(filepath.Join(dir, "stats.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var contract struct {
+		Requests  struct{ Total, OK, KO int64 } `json:"requests"`
+		ReqPerSec float64                       `json:"reqPerSec"`
+		LatencyMs struct {
+			Min, Mean, P50, P75, P95, P99, Max *float64
+		} `json:"latencyMs"`
+		ServedBy  map[string]int64 `json:"servedBy"`
+		StartedAt string           `json:"startedAt"`
+		DurationS float64          `json:"durationS"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&contract); err != nil {
+		t.Fatalf("stats.json: %v\n%s", err, b)
+	}
+	if contract.Requests.Total != 505 || contract.Requests.OK != 500 || contract.Requests.KO != 5 {
+		t.Errorf("requests %+v", contract.Requests)
+	}
+	if contract.ReqPerSec != 101 || contract.DurationS != 5 {
+		t.Errorf("reqPerSec %v durationS %v", contract.ReqPerSec, contract.DurationS)
+	}
+	l := contract.LatencyMs
+	for name, v := range map[string]*float64{"min": l.Min, "mean": l.Mean, "p50": l.P50, "p75": l.P75, "p95": l.P95, "p99": l.P99, "max": l.Max} {
+		if v == nil {
+			t.Errorf("latencyMs.%s missing", name)
+		}
+	}
+	if *l.Min > *l.P50 || *l.P50 > *l.P75 || *l.P75 > *l.P95 || *l.P95 > *l.P99 || *l.P99 > *l.Max {
+		t.Errorf("latencies out of order: %s", b)
+	}
+	if _, err := time.Parse(time.RFC3339, contract.StartedAt); err != nil {
+		t.Errorf("startedAt: %v", err)
+	}
+	var sum int64
+	for _, v := range contract.ServedBy {
+		sum += v
+	}
+	if sum != contract.Requests.OK {
+		t.Errorf("servedBy adds up to %d, want %d", sum, contract.Requests.OK)
+	}
+	var extra struct {
+		Timeline []stats.Point `json:"timeline"`
+		Run      Run           `json:"run"`
+	}
+	if err := json.Unmarshal(b, &extra); err != nil || len(extra.Timeline) != 5 || extra.Run.Users != 50 {
+		t.Errorf("timeline/run: %v %+v", err, extra)
+	}
+
+	// index.html: the four charts, each a well-formed SVG with data in it.
+	page, err := os.ReadFile(filepath.Join(dir, "index.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	html := string(page)
+	svgs := regexp.MustCompile(`(?s)<svg .*?</svg>`).FindAllString(html, -1)
+	if len(svgs) != 4 {
+		t.Fatalf("page has %d charts, want 4", len(svgs))
+	}
+	want := map[string]string{ChartPercentiles: "<polyline", ChartThroughput: "<polyline", ChartDistribution: `class="bar"`, ChartReplicas: `class="share"`}
+	for _, svg := range svgs {
+		if err := wellFormed(svg); err != nil {
+			t.Errorf("chart not well-formed XML: %v\n%.300s", err, svg)
+		}
+		id := regexp.MustCompile(`id="([^"]+)"`).FindStringSubmatch(svg)[1]
+		mark, ok := want[id]
+		if !ok {
+			t.Errorf("unexpected chart %q", id)
+			continue
+		}
+		delete(want, id)
+		if !strings.Contains(svg, mark) {
+			t.Errorf("chart %s has no %s", id, mark)
+		}
+	}
+	if len(want) != 0 {
+		t.Errorf("charts missing: %v", want)
+	}
+	if n := strings.Count(svgs[0], "<polyline"); n != 4 {
+		t.Errorf("percentile chart has %d lines, want p50, p95, p99, max", n)
+	}
+	if strings.Contains(html, "<b>evil</b>") || !strings.Contains(html, "&lt;b&gt;evil&lt;/b&gt;") {
+		t.Error("a servedBy value was not escaped")
+	}
+	for _, ref := range []string{"src=\"http", "href=\"http", "<script src", "@import", "url("} {
+		if strings.Contains(html, ref) {
+			t.Errorf("page refers to an external asset: %q", ref)
+		}
+	}
+	if !strings.Contains(html, "status 502") {
+		t.Error("page does not list the KO reasons")
+	}
+}
+
+func wellFormed(s string) error {
+	d := xml.NewDecoder(strings.NewReader(s))
+	for {
+		_, err := d.Token()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func TestWriteDirEmptyRun(t *testing.T) {
+	// A run interrupted before any answer still gets a report.
+	start := time.Unix(0, 0).UTC()
+	s := Stats{Summary: stats.NewRecorder(start).Summary(start), Run: Run{Interrupted: true}}
+	dir := t.TempDir()
+	if err := WriteDir(dir, s); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "stats.json"))
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["servedBy"] == nil {
+		t.Error("servedBy should be an empty object, not null")
+	}
+}
+
+func TestWriteDirUnwritable(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(f, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteDir(filepath.Join(f, "sub"), sample()); err == nil {
+		t.Fatal("no error writing under a file")
+	}
+}
+
+func TestSummaryTable(t *testing.T) {
+	var b bytes.Buffer
+	if err := Summary(&b, sample()); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{"requests", "p99", "505", "500", "101.0", "10.0.1.7", "%", "status 502", "generator:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+}
