@@ -1,0 +1,69 @@
+package watch
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the watcher's Prometheus instruments.
+type Metrics struct {
+	refreshes       *prometheus.CounterVec
+	refreshDuration prometheus.Histogram
+	probes          *prometheus.CounterVec
+	probeLatency    prometheus.Histogram
+	roundDuration   prometheus.Histogram
+	tasks           *prometheus.GaugeVec
+	services        prometheus.Gauge
+	stale           prometheus.Gauge
+	changes         *prometheus.CounterVec
+	subscribers     prometheus.Gauge
+	dropped         prometheus.Counter
+	triggers        prometheus.Counter
+}
+
+// NewMetrics creates the instruments and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "swarmwatcher_refreshes_total", Help: "Re-lists of the swarm state, by result.",
+		}, []string{"result"}),
+		refreshDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "swarmwatcher_refresh_duration_seconds", Help: "Time one re-list of the swarm state took.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		probes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "swarmwatcher_probes_total", Help: "Health probes, by outcome (pass, warn, fail).",
+		}, []string{"outcome"}),
+		probeLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "swarmwatcher_probe_duration_seconds", Help: "Latency of health probes.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		roundDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "swarmwatcher_probe_round_duration_seconds", Help: "Time to probe every task once.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		tasks: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "swarmwatcher_tasks", Help: "Running tasks, by service and health.",
+		}, []string{"service", "health"}),
+		services: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "swarmwatcher_services", Help: "Services in the swarm.",
+		}),
+		stale: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "swarmwatcher_stale", Help: "1 while the Docker API data is stale.",
+		}),
+		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "swarmwatcher_changes_total", Help: "Changes detected, by type.",
+		}, []string{"type"}),
+		subscribers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "swarmwatcher_subscribers", Help: "Current change subscribers (event-stream clients, webhooks).",
+		}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "swarmwatcher_subscribers_dropped_total", Help: "Subscribers dropped because they fell behind.",
+		}),
+		triggers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "swarmwatcher_engine_events_total", Help: "Engine events (and stream reconnects) that asked for a re-list.",
+		}),
+	}
+	reg.MustRegister(m.refreshes, m.refreshDuration, m.probes, m.probeLatency, m.roundDuration, m.tasks,
+		m.services, m.stale, m.changes, m.subscribers, m.dropped, m.triggers)
+	return m
+}
