@@ -1,0 +1,290 @@
+#!/usr/bin/env bash
+# gatling/bench.sh: the goblog benchmark, run against the deployed stack.
+# Collects raw figures into gatling/results/bench-<timestamp>/ and writes the
+# table (gatling/cmd/benchreport) to one results file and stdout.
+set -euo pipefail
+
+usage() {
+	cat <<'EOF'
+Usage: gatling/bench.sh [-o FILE] [-users N] [-ramp D] [-hold D] [-pause D]
+                        [-conns N] [-closed D] [-replicas N] [-h]
+
+Runs the goblog benchmark against the stack deployed by ./copyall.sh and writes
+one results file (Markdown, default gatling/results/bench-<timestamp>.md, raw
+data beside it in gatling/results/bench-<timestamp>/), and the table on stdout.
+
+  P1   accountservice vs a bare net/http hello-world service (goblog/hello,
+       deployed for the run the same way), closed loop to each task's IP from
+       a gatling-runner container on goblog_net: throughput ratio
+  P2   the tutorial's workload through the edge, 1 accountservice replica
+  P3   the same with -replicas replicas (then scaled back)
+  P4   per replica: share, CPU and memory (engine stats API, docker stats)
+  P5   the tutorial's workload from a container on goblog_net, straight to a
+       task IP vs through the edge by name: p99 ratio
+  P9   gatling vs wrk at the same connection count through the edge: p50
+  P10  image sizes; container start -> healthy (engine events)
+
+It changes swarm state (creates and removes the service goblog-bench-hello,
+scales goblog_accountservice and restores it), so on a shared engine run it
+under the team's lock:  flock /tmp/goblog-docker.lock gatling/bench.sh
+It cleans up after itself, also on Ctrl-C. Takes about 5 minutes.
+
+Flags:
+  -o FILE       results file (default gatling/results/bench-<timestamp>.md)
+  -users N      users for P2/P3/P5 (default 1000)
+  -ramp D       ramp for P2/P3/P5 (default 10s)
+  -hold D       how long each user loops in P2/P3/P5 (default 30s)
+  -pause D      pause for P2/P3/P5 (default 1s)
+  -conns N      connections/users for the closed-loop runs P1, P9 (default 50)
+  -closed D     duration of each closed-loop run (default 10s)
+  -replicas N   replicas for P3 (default 4)
+  -base URL     the edge as seen from this host (default http://127.0.0.1:6767)
+  -h            this help
+EOF
+}
+
+log() { echo "bench: $*" >&2; }
+die() {
+	echo "bench: FAILED: $*" >&2
+	exit 1
+}
+
+out="" users=1000 ramp=10s hold=30s pause=1s conns=50 closed=10s replicas=4 base=http://127.0.0.1:6767
+while (($# > 0)); do
+	case "$1" in
+	-h | -help | --help)
+		usage
+		exit 0
+		;;
+	-o | -users | -ramp | -hold | -pause | -conns | -closed | -replicas | -base)
+		(($# >= 2)) || {
+			echo "bench: $1 needs a value" >&2
+			usage >&2
+			exit 2
+		}
+		case "$1" in
+		-o) out=$2 ;;
+		-users) users=$2 ;;
+		-ramp) ramp=$2 ;;
+		-hold) hold=$2 ;;
+		-pause) pause=$2 ;;
+		-conns) conns=$2 ;;
+		-closed) closed=$2 ;;
+		-replicas) replicas=$2 ;;
+		-base) base=$2 ;;
+		esac
+		shift 2
+		;;
+	*)
+		echo "bench: unknown argument: $1" >&2
+		usage >&2
+		exit 2
+		;;
+	esac
+done
+for n in "$users" "$conns" "$replicas"; do
+	[[ $n =~ ^[1-9][0-9]*$ ]] || {
+		echo "bench: not a positive number: $n" >&2
+		exit 2
+	}
+done
+# durations are checked by gatling itself; seconds are needed here for the sampler
+secs() { # 10s -> 10, 2m -> 120 (whole seconds and minutes only)
+	case "$1" in
+	*m) echo $((${1%m} * 60)) ;;
+	*s) echo "${1%s}" ;;
+	*) die "duration $1: use whole seconds (10s) or minutes (2m)" ;;
+	esac
+}
+ramp_s=$(secs "$ramp") hold_s=$(secs "$hold") closed_s=$(secs "$closed")
+[[ $ramp_s =~ ^[0-9]+$ && $hold_s =~ ^[0-9]+$ && $closed_s =~ ^[0-9]+$ ]] || die "durations must be whole seconds or minutes"
+
+cd "$(dirname "$0")/.."
+root=$PWD
+for tool in docker go wrk curl; do
+	command -v "$tool" >/dev/null || die "$tool is not installed"
+done
+
+stack_svc=goblog_accountservice
+hello_svc=goblog-bench-hello
+net=goblog_net
+ts=$(date -u +%Y%m%d-%H%M%S)
+run=$root/gatling/results/bench-$ts
+results=${out:-$root/gatling/results/bench-$ts.md}
+mkdir -p "$run/bin"
+log "raw data in $run"
+
+# ---- preflight --------------------------------------------------------------
+docker info >/dev/null 2>&1 || die "the Docker engine does not answer"
+docker service inspect "$stack_svc" goblog_edge >/dev/null 2>&1 ||
+	die "stack goblog is not deployed (no $stack_svc / goblog_edge): run ./copyall.sh first"
+for img in goblog/hello goblog/gatling-runner; do
+	docker image inspect "$img" >/dev/null 2>&1 || die "image $img is missing: run ./copyall.sh (it builds gatling/cmd/*/Dockerfile)"
+done
+mode=$(docker service inspect -f '{{.Spec.EndpointSpec.Mode}}' "$stack_svc")
+publish=$(docker service inspect -f '{{range .Endpoint.Ports}}{{.PublishMode}} {{end}}' goblog_edge)
+replicas0=$(docker service inspect -f '{{.Spec.Mode.Replicated.Replicas}}' "$stack_svc")
+curl -fsS -m 5 -H 'Accept: application/json' "$base/accounts/10000" >/dev/null ||
+	die "the edge at $base does not answer /accounts/10000"
+log "stack in $mode mode (edge published in ${publish% } mode), accountservice at $replicas0 replica(s)"
+
+go build -o "$run/bin/gatling" ./gatling
+go build -o "$run/bin/benchreport" ./gatling/cmd/benchreport
+t0=$(date +%s)
+
+sampler=""
+cleanup() {
+	local rc=$?
+	set +e
+	[[ -n $sampler ]] && kill "$sampler" 2>/dev/null && wait "$sampler" 2>/dev/null
+	docker rm -f goblog-bench-p1-hello goblog-bench-p1-account goblog-bench-p5-direct goblog-bench-p5-edge >/dev/null 2>&1
+	if docker service inspect "$hello_svc" >/dev/null 2>&1; then
+		log "removing $hello_svc"
+		docker service rm "$hello_svc" >/dev/null
+	fi
+	local now
+	now=$(docker service inspect -f '{{.Spec.Mode.Replicated.Replicas}}' "$stack_svc" 2>/dev/null)
+	if [[ -n $now && $now != "$replicas0" ]]; then
+		log "restoring $stack_svc to $replicas0 replica(s)"
+		docker service scale --detach=false "$stack_svc=$replicas0" >/dev/null 2>&1 || log "could not scale $stack_svc back to $replicas0: do it by hand"
+	fi
+	rm -rf "${run:?}/bin"
+	((rc == 0)) || log "FAILED (exit $rc); partial raw data in $run"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# containers NAME: ids of the running containers of a service on this node
+containers() { docker ps -q --filter "label=com.docker.swarm.service.name=$1"; }
+
+# wait_healthy SERVICE N: until exactly N containers run and all are healthy
+wait_healthy() {
+	local svc=$1 n=$2 deadline=$((SECONDS + 120)) all healthy
+	while ((SECONDS < deadline)); do
+		all=$(containers "$svc" | wc -l)
+		healthy=$(docker ps -q --filter "label=com.docker.swarm.service.name=$svc" --filter health=healthy | wc -l)
+		((all == n && healthy == n)) && return 0
+		sleep 0.5
+	done
+	die "$svc: $healthy of $n containers healthy after 120 s"
+}
+
+# task_ip SERVICE: the stack-network IP of the service's first container
+task_ip() {
+	local id
+	id=$(containers "$1" | head -n1)
+	[[ -n $id ]] || die "$1 has no running container"
+	docker inspect -f "{{with index .NetworkSettings.Networks \"$net\"}}{{.IPAddress}}{{end}}" "$id"
+}
+
+# runner NAME ARGS...: gatling in a container on the stack network
+runner() {
+	local name=$1
+	shift
+	log "$name: gatling-runner $*"
+	docker run --rm --name "goblog-bench-$name" --network "$net" --user "$(id -u):$(id -g)" \
+		-v "$root/gatling/accounts.csv:/accounts.csv:ro" -v "$run:/out" \
+		goblog/gatling-runner -feeder /accounts.csv -quiet -out "/out/$name" "$@" >"$run/$name.txt" ||
+		die "$name: gatling-runner failed, see $run/$name.txt"
+}
+
+# sample_stats FILE DELAY DURATION: docker stats of accountservice, in the background
+sample_stats() {
+	local file=$1 delay=$2 dur=$3
+	(
+		sleep "$delay"
+		end=$((SECONDS + dur))
+		while ((SECONDS < end)); do
+			mapfile -t ids < <(containers "$stack_svc")
+			((${#ids[@]} > 0)) && { docker stats --no-stream --format '{{json .}}' "${ids[@]}" >>"$file" 2>/dev/null || true; }
+		done
+	) &
+	sampler=$!
+}
+
+# tutorial NAME: the tutorial's workload through the edge from this host,
+# with docker stats sampled during the hold
+tutorial() {
+	local name=$1
+	log "$name: $users users, ramp $ramp, hold $hold, pause $pause through $base ($(containers "$stack_svc" | wc -l) replica(s))"
+	sample_stats "$run/$name-dockerstats.jsonl" $((ramp_s + 2)) $((hold_s > 6 ? hold_s - 6 : 1))
+	"$run/bin/gatling" -baseUrl "$base" -users "$users" -ramp "$ramp" -duration "$hold" -pause "$pause" -quiet -out "$run/$name" >"$run/$name.txt"
+	wait "$sampler" || true
+	sampler=""
+	mapfile -t ids < <(containers "$stack_svc")
+	docker inspect "${ids[@]}" >"$run/$name-containers.json"
+	grep -E '^ +[0-9]+ ' "$run/$name.txt" >&2 || true
+}
+
+{
+	echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	echo "endpoint_mode=$mode"
+	echo "edge_publish_mode=${publish% }"
+	echo "edge=$base"
+	echo "host_cores=$(nproc)"
+	echo "loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "docker=$(docker version -f '{{.Server.Version}} (API {{.Server.APIVersion}})')"
+	echo "workload=$users users, ramp $ramp, hold $hold, pause $pause"
+	echo "closed_loop=$conns connections for $closed"
+} >"$run/meta.txt"
+
+# ---- P10: image sizes -------------------------------------------------------
+mapfile -t images < <(docker image ls --format '{{.Repository}}:{{.Tag}}' | grep '^goblog/' | sort -u)
+docker image inspect "${images[@]}" >"$run/p10-images.json"
+
+# ---- P1: accountservice vs hello-world, same way, same generator ------------
+log "P1: deploying $hello_svc ($mode, on $net)"
+limits=$(docker service inspect -f '{{with .Spec.TaskTemplate.Resources}}{{with .Limits}}{{.NanoCPUs}} {{.MemoryBytes}}{{end}}{{end}}' "$stack_svc")
+limit_args=()
+read -r ncpu mem <<<"${limits:-0 0}"
+((${ncpu:-0} > 0)) && limit_args+=(--limit-cpu "$(awk -v n="$ncpu" 'BEGIN{print n/1e9}')")
+((${mem:-0} > 0)) && limit_args+=(--limit-memory "$mem")
+docker service create --detach --quiet --name "$hello_svc" --network "$net" --endpoint-mode "$mode" \
+	"${limit_args[@]}" goblog/hello >/dev/null
+wait_healthy "$hello_svc" 1
+hello_ip=$(task_ip "$hello_svc")
+acct_ip=$(task_ip "$stack_svc")
+runner p1-hello -baseUrl "http://$hello_ip:6868" -users "$conns" -ramp 0s -duration "$closed" -pause 0s
+runner p1-account -baseUrl "http://$acct_ip:6767" -users "$conns" -ramp 0s -duration "$closed" -pause 0s
+docker service rm "$hello_svc" >/dev/null
+
+# ---- P9: gatling vs wrk, same connection count, through the edge ------------
+log "P9: wrk -c $conns vs gatling -users $conns through $base"
+threads=$((conns < 2 ? conns : 2))
+wrk -t"$threads" -c"$conns" -d"$closed" --latency -H 'Accept: application/json' "$base/accounts/10000" >"$run/p9-wrk.txt"
+printf 'accountId\n10000\n' >"$run/p9-feeder.csv" # wrk asks one id: so does gatling here
+"$run/bin/gatling" -baseUrl "$base" -feeder "$run/p9-feeder.csv" -users "$conns" -ramp 0s -duration "$closed" -pause 0s -quiet -out "$run/p9-gatling" >"$run/p9-gatling.txt"
+
+# ---- P2: the tutorial's workload, 1 replica ---------------------------------
+if [[ $replicas0 != 1 ]]; then
+	docker service scale --detach=false "$stack_svc=1" >/dev/null
+fi
+wait_healthy "$stack_svc" 1
+tutorial p2
+
+# ---- P3/P4: the same with more replicas --------------------------------------
+log "P3: scaling $stack_svc to $replicas"
+s0=$SECONDS
+scale_t0=$(date +%s.%N)
+docker service scale --detach=false "$stack_svc=$replicas" >/dev/null
+wait_healthy "$stack_svc" "$replicas"
+echo "scale_up_s=$(awk -v a="$scale_t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')" >>"$run/meta.txt"
+log "P3: $replicas replicas healthy after $((SECONDS - s0)) s"
+tutorial p3
+log "P3: scaling $stack_svc back to 1"
+docker service scale --detach=false "$stack_svc=1" >/dev/null
+wait_healthy "$stack_svc" 1
+
+# ---- P5: straight to a task vs through the edge, from inside the network ----
+acct_ip=$(task_ip "$stack_svc")
+runner p5-direct -baseUrl "http://$acct_ip:6767" -users "$users" -ramp "$ramp" -duration "$hold" -pause "$pause"
+runner p5-edge -baseUrl "http://edge:6767" -users "$users" -ramp "$ramp" -duration "$hold" -pause "$pause"
+
+# ---- P10: container start -> healthy, from the engine's events ---------------
+docker events --since "$t0" --until "$(date +%s)" --filter type=container --format '{{json .}}' >"$run/p10-events.jsonl"
+echo "loadavg_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$run/meta.txt"
+
+mkdir -p "$(dirname "$results")"
+"$run/bin/benchreport" -dir "$run" -o "$results"
+log "results: $results"
