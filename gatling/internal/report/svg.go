@@ -59,9 +59,11 @@ func frame(b *strings.Builder, id, title, xLabel, yLabel string, xmin, xmax, yma
 		fmt.Fprintf(b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="%s"/>`, padL, y, padL+plotW, y, gridColor)
 		fmt.Fprintf(b, `<text x="%d" y="%.1f" text-anchor="end" %s>%s</text>`, padL-6, y+4, font, num(ymax*float64(i)/5))
 	}
-	for i := 0; i <= 10; i++ {
-		x := float64(padL) + float64(plotW)*float64(i)/10
-		fmt.Fprintf(b, `<text x="%.1f" y="%d" text-anchor="middle" %s>%s</text>`, x, padT+plotH+16, font, num(xmin+(xmax-xmin)*float64(i)/10))
+	step := niceMax((xmax - xmin) / 10)
+	for v := math.Ceil(xmin/step) * step; v <= xmax+step/1000; v += step {
+		x := float64(padL) + float64(plotW)*(v-xmin)/(xmax-xmin)
+		fmt.Fprintf(b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s"/>`, x, padT+plotH, x, padT+plotH+4, axisColor)
+		fmt.Fprintf(b, `<text x="%.1f" y="%d" text-anchor="middle" %s>%s</text>`, x, padT+plotH+16, font, num(v))
 	}
 	fmt.Fprintf(b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s"/>`, padL, padT+plotH, padL+plotW, padT+plotH, axisColor)
 	fmt.Fprintf(b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s"/>`, padL, padT, padL, padT+plotH, axisColor)
