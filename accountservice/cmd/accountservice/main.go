@@ -1,0 +1,128 @@
+// Command accountservice serves accounts on :6767 from an embedded bbolt store,
+// each with a quote from quotes-service, answered with this task's address on
+// the stack network (servedBy) so that swarm's balancing can be watched.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/goblog/goblog/accountservice/internal/api"
+	"github.com/goblog/goblog/accountservice/internal/quote"
+	"github.com/goblog/goblog/accountservice/internal/store"
+	"github.com/goblog/goblog/internal/envflag"
+	"github.com/goblog/goblog/internal/hostip"
+	"github.com/goblog/goblog/internal/httpserve"
+	"github.com/goblog/goblog/internal/lbclient"
+)
+
+// Config is everything accountservice reads from flags and environment.
+type Config struct {
+	Listen          string
+	DBPath          string
+	QuotesURL       string
+	QuoteStrength   int
+	QuoteTimeout    time.Duration
+	RequestsPerConn int
+	SelfDNS         string
+	Testability     bool
+	Grace           time.Duration
+}
+
+// Validate reports the first bad setting.
+func (c Config) Validate() error {
+	switch {
+	case c.Listen == "":
+		return errors.New("-listen is empty")
+	case c.DBPath == "":
+		return errors.New("-db is empty")
+	case c.QuoteStrength < 0 || c.QuoteStrength > 10:
+		return fmt.Errorf("-quote-strength %d: want 0-10", c.QuoteStrength)
+	case c.QuoteTimeout <= 0:
+		return fmt.Errorf("-quote-timeout %s: want > 0", c.QuoteTimeout)
+	case c.RequestsPerConn < 1:
+		return fmt.Errorf("-requests-per-conn %d: want >= 1", c.RequestsPerConn)
+	case c.Grace <= 0:
+		return fmt.Errorf("-grace %s: want > 0", c.Grace)
+	}
+	return nil
+}
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "accountservice:", err)
+		os.Exit(1)
+	}
+}
+
+func parse(args []string) (Config, error) {
+	fs := flag.NewFlagSet("accountservice", flag.ContinueOnError)
+	var errs []error
+	listen := envflag.String(fs, "listen", "LISTEN_ADDR", ":6767", "address to serve on")
+	db := envflag.String(fs, "db", "ACCOUNTS_DB", "/data/accounts.db", "bbolt file holding the accounts (created and seeded when absent)")
+	quotesURL := envflag.String(fs, "quotes-url", "QUOTES_URL", "http://quotes-service:8080", "quotes-service base URL, by logical name")
+	strength := envflag.Int(fs, "quote-strength", "QUOTE_STRENGTH", 4, "strength asked of quotes-service (0-10)", &errs)
+	timeout := envflag.Duration(fs, "quote-timeout", "QUOTE_TIMEOUT", time.Second, "deadline of one quote call; the fallback quote is served after it", &errs)
+	perConn := envflag.Int(fs, "requests-per-conn", "QUOTES_REQUESTS_PER_CONN", 4, "retire a connection to quotes-service after this many requests, so calls spread over its tasks (1 = no keep-alive)", &errs)
+	selfDNS := envflag.String(fs, "self-dns", "SELF_DNS", "tasks.accountservice", "DNS name of this service's tasks, to find this task's stack address")
+	testability := envflag.Bool(fs, "testability", "TESTABILITY", false, "enable PUT /testability/healthy/{true|false}", &errs)
+	grace := envflag.Duration(fs, "grace", "SHUTDOWN_GRACE", 10*time.Second, "how long in-flight requests may finish on SIGTERM", &errs)
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if len(errs) > 0 {
+		return Config{}, errors.Join(errs...)
+	}
+	c := Config{
+		Listen: *listen, DBPath: *db, QuotesURL: *quotesURL, QuoteStrength: *strength,
+		QuoteTimeout: *timeout, RequestsPerConn: *perConn, SelfDNS: *selfDNS,
+		Testability: *testability, Grace: *grace,
+	}
+	return c, c.Validate()
+}
+
+func run(args []string) error {
+	cfg, err := parse(args)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", "accountservice")
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+
+	st, err := store.Open(cfg.DBPath)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			logger.Error("close store", "err", err)
+		}
+	}()
+
+	found := hostip.Discover(ctx, hostip.Config{Name: cfg.SelfDNS})
+	servedBy := found.IP
+	if servedBy == "" {
+		servedBy, _ = os.Hostname()
+	}
+	logger.Info("servedBy", "value", servedBy, "matched", found.Matched, "how", found.Reason)
+
+	quotes, err := quote.NewClient(cfg.QuotesURL, cfg.QuoteStrength, cfg.QuoteTimeout,
+		lbclient.New(lbclient.Config{RequestsPerConn: cfg.RequestsPerConn}))
+	if err != nil {
+		return err
+	}
+	h := api.New(api.Config{Store: st, Quotes: quotes, ServedBy: servedBy, Testability: cfg.Testability, Logger: logger})
+	if cfg.Testability {
+		logger.Warn("testability on: PUT /testability/healthy/{state} can mark this instance unhealthy")
+	}
+	return httpserve.Run(ctx, httpserve.New(cfg.Listen, h), cfg.Grace, logger)
+}

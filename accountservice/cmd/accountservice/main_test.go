@@ -1,0 +1,29 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParse(t *testing.T) {
+	c, err := parse([]string{"-db", "/tmp/x.db", "-quote-strength", "2", "-testability"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DBPath != "/tmp/x.db" || c.QuoteStrength != 2 || !c.Testability || c.Listen != ":6767" {
+		t.Fatalf("flags not applied: %+v", c)
+	}
+	t.Setenv("TESTABILITY", "yes-please")
+	if _, err := parse(nil); err == nil || !strings.Contains(err.Error(), "TESTABILITY") {
+		t.Fatalf("a malformed env must be reported, got %v", err)
+	}
+	t.Setenv("TESTABILITY", "true")
+	if c, err := parse(nil); err != nil || !c.Testability {
+		t.Fatalf("env TESTABILITY=true: %+v %v", c, err)
+	}
+	for _, bad := range [][]string{{"-quote-strength", "11"}, {"-quote-timeout", "0s"}, {"-requests-per-conn", "0"}, {"-nope"}} {
+		if _, err := parse(bad); err == nil {
+			t.Errorf("parse(%v) accepted", bad)
+		}
+	}
+}

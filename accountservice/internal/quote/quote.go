@@ -1,0 +1,83 @@
+// Package quote calls quotes-service by its logical name, with a deadline, and
+// falls back to a fixed quote when the call fails.
+package quote
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// Quote is what quotes-service answers.
+type Quote struct {
+	Text      string `json:"quote"`
+	IPAddress string `json:"ipAddress"`
+	Language  string `json:"language"`
+}
+
+// Fallback is served when quotes-service cannot answer in time (the tutorial's
+// circuit-breaker fallback).
+var Fallback = Quote{Text: "May the source be with you, always.", IPAddress: "circuit-breaker", Language: "en"}
+
+const maxBody = 64 << 10
+
+// Client fetches quotes. HTTP is exported so tests can intercept it.
+type Client struct {
+	HTTP    *http.Client
+	url     string
+	timeout time.Duration
+}
+
+// NewClient calls baseURL/api/quote?strength=N with rt (nil: a plain
+// transport), each call bounded by timeout.
+func NewClient(baseURL string, strength int, timeout time.Duration, rt http.RoundTripper) (*Client, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return nil, fmt.Errorf("quotes URL %q: want scheme://host[:port]", baseURL)
+	}
+	if timeout <= 0 {
+		return nil, fmt.Errorf("quote timeout must be positive, got %s", timeout)
+	}
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	u = u.JoinPath("api", "quote")
+	u.RawQuery = "strength=" + strconv.Itoa(strength)
+	return &Client{HTTP: &http.Client{Transport: rt, Timeout: timeout}, url: u.String(), timeout: timeout}, nil
+}
+
+// Fetch asks quotes-service for one quote.
+func (c *Client) Fetch(ctx context.Context) (Quote, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
+	if err != nil {
+		return Quote{}, fmt.Errorf("quote request: %w", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return Quote{}, fmt.Errorf("quote call: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if err != nil {
+		return Quote{}, fmt.Errorf("quote body: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return Quote{}, fmt.Errorf("quote call: status %s", resp.Status)
+	}
+	var q Quote
+	if err := json.Unmarshal(body, &q); err != nil {
+		return Quote{}, fmt.Errorf("quote body: %w", err)
+	}
+	if q.Text == "" {
+		return Quote{}, fmt.Errorf("quote body: empty quote")
+	}
+	return q, nil
+}
