@@ -5,7 +5,10 @@
 // guaranteed. The embedded DNS name tasks.<service> resolves only on networks
 // the service is attached to, so the local address that is also among its
 // answers is the task's address on the stack network. When no such address is
-// found in time, Discover falls back to the first local address and says so.
+// found in time (swarm adds a task to DNS only once it is healthy, so at start
+// it is usually not there yet), Discover falls back to the first address that
+// is not on the interface carrying the default route (docker_gwbridge) and says
+// so; Confirm keeps checking in the background.
 package hostip
 
 import (
@@ -13,7 +16,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -56,6 +61,29 @@ func Discover(ctx context.Context, cfg Config) Result {
 	if cfg.LocalAddrs == nil {
 		cfg.LocalAddrs = InterfaceAddrs
 	}
+	return discover(ctx, cfg)
+}
+
+// Confirm retries the DNS match until it succeeds or ctx ends, and calls found
+// with the confirmed address. Use it after Discover fell back.
+func Confirm(ctx context.Context, cfg Config, every time.Duration, found func(Result)) {
+	if cfg.Name == "" {
+		return
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+		if res := Discover(ctx, Config{Name: cfg.Name, Attempts: 1, Lookup: cfg.Lookup, LocalAddrs: cfg.LocalAddrs}); res.Matched {
+			found(res)
+			return
+		}
+	}
+}
+
+func discover(ctx context.Context, cfg Config) Result {
 
 	local, err := cfg.LocalAddrs()
 	if err != nil {
@@ -94,26 +122,56 @@ func Discover(ctx context.Context, cfg Config) Result {
 	}
 	return Result{
 		IP:     local[0].String(),
-		Reason: fmt.Sprintf("could not confirm the stack address through %s (%v); using the first interface address", cfg.Name, lastErr),
+		Reason: fmt.Sprintf("not yet confirmed through %s (%v); using the first address off the default-route interface", cfg.Name, lastErr),
 	}
 }
 
-// InterfaceAddrs lists the host's non-loopback IPv4 addresses in interface order.
+// InterfaceAddrs lists the host's non-loopback IPv4 addresses in interface
+// order, those of the interface carrying the default route last: in a swarm
+// task that interface is docker_gwbridge, never the stack network.
 func InterfaceAddrs() ([]netip.Addr, error) {
-	addrs, err := net.InterfaceAddrs()
+	ifaces, err := net.Interfaces()
 	if err != nil {
 		return nil, err
 	}
-	var out []netip.Addr
-	for _, a := range addrs {
-		p, err := netip.ParsePrefix(a.String())
+	defIface := defaultRouteInterface("/proc/net/route")
+	var first, last []netip.Addr
+	for _, ifc := range ifaces {
+		addrs, err := ifc.Addrs()
 		if err != nil {
 			continue
 		}
-		ip := p.Addr().Unmap()
-		if ip.Is4() && !ip.IsLoopback() && !ip.IsLinkLocalUnicast() {
-			out = append(out, ip)
+		for _, a := range addrs {
+			p, err := netip.ParsePrefix(a.String())
+			if err != nil {
+				continue
+			}
+			ip := p.Addr().Unmap()
+			if !ip.Is4() || ip.IsLoopback() || ip.IsLinkLocalUnicast() {
+				continue
+			}
+			if ifc.Name == defIface {
+				last = append(last, ip)
+			} else {
+				first = append(first, ip)
+			}
 		}
 	}
-	return out, nil
+	return append(first, last...), nil
+}
+
+// defaultRouteInterface names the interface of the IPv4 default route in a
+// /proc/net/route table, or "" when there is none or the file is unreadable.
+func defaultRouteInterface(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(data), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[1] == "00000000" {
+			return f[0]
+		}
+	}
+	return ""
 }

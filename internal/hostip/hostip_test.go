@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 )
@@ -98,5 +99,41 @@ func TestDiscoverStopsOnCancel(t *testing.T) {
 	})
 	if res.IP != "10.0.0.2" || res.Matched {
 		t.Fatalf("got %+v", res)
+	}
+}
+
+func TestDefaultRouteInterface(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/route"
+	table := "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n" +
+		"eth0\t0002000A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n" +
+		"eth1\t00000000\t010012AC\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"
+	if err := os.WriteFile(path, []byte(table), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := defaultRouteInterface(path); got != "eth1" {
+		t.Fatalf("got %q, want eth1", got)
+	}
+	if got := defaultRouteInterface(dir + "/missing"); got != "" {
+		t.Fatalf("missing file: got %q", got)
+	}
+}
+
+func TestConfirmReportsOnceMatched(t *testing.T) {
+	calls := 0
+	got := make(chan Result, 1)
+	Confirm(context.Background(), Config{
+		Name: "tasks.x",
+		Lookup: func(context.Context, string) ([]netip.Addr, error) {
+			calls++
+			if calls < 3 {
+				return nil, errors.New("nx")
+			}
+			return addrs("10.0.1.7"), nil
+		},
+		LocalAddrs: func() ([]netip.Addr, error) { return addrs("10.0.1.7"), nil },
+	}, time.Millisecond, func(r Result) { got <- r })
+	if r := <-got; r.IP != "10.0.1.7" || !r.Matched {
+		t.Fatalf("got %+v", r)
 	}
 }

@@ -108,7 +108,8 @@ func run(args []string) error {
 		}
 	}()
 
-	found := hostip.Discover(ctx, hostip.Config{Name: cfg.SelfDNS})
+	self := hostip.Config{Name: cfg.SelfDNS, Attempts: 1}
+	found := hostip.Discover(ctx, self)
 	servedBy := found.IP
 	if servedBy == "" {
 		servedBy, _ = os.Hostname()
@@ -121,6 +122,17 @@ func run(args []string) error {
 		return err
 	}
 	h := api.New(api.Config{Store: st, Quotes: quotes, ServedBy: servedBy, Testability: cfg.Testability, Logger: logger})
+	if !found.Matched {
+		// Swarm puts a task in DNS once it is healthy; confirm the address then.
+		go hostip.Confirm(ctx, self, time.Second, func(r hostip.Result) {
+			if r.IP != servedBy {
+				logger.Warn("servedBy corrected", "was", servedBy, "now", r.IP, "how", r.Reason)
+				h.SetServedBy(r.IP)
+				return
+			}
+			logger.Info("servedBy confirmed", "value", r.IP, "how", r.Reason)
+		})
+	}
 	if cfg.Testability {
 		logger.Warn("testability on: PUT /testability/healthy/{state} can mark this instance unhealthy")
 	}

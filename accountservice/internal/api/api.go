@@ -41,7 +41,7 @@ type Account struct {
 type Config struct {
 	Store       AccountStore
 	Quotes      QuoteFetcher
-	ServedBy    string // this task's address on the stack network
+	ServedBy    string // this task's address on the stack network (see SetServedBy)
 	Testability bool   // enables PUT /testability/healthy/{state}
 	Logger      *slog.Logger
 }
@@ -49,9 +49,16 @@ type Config struct {
 // API serves the routes; create it with New.
 type API struct {
 	cfg       Config
+	servedBy  atomic.Pointer[string]
 	unhealthy atomic.Bool
 	router    *mux.Router
 }
+
+// SetServedBy replaces the address reported as servedBy (once the task's
+// stack address is confirmed after start).
+func (a *API) SetServedBy(addr string) { a.servedBy.Store(&addr) }
+
+func (a *API) served() string { return *a.servedBy.Load() }
 
 // validID accepts what an account id can be: 1 to 19 digits.
 var validID = regexp.MustCompile(`^[0-9]{1,19}$`)
@@ -62,6 +69,7 @@ func New(cfg Config) *API {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	a := &API{cfg: cfg, router: mux.NewRouter()}
+	a.SetServedBy(cfg.ServedBy)
 	a.router.HandleFunc("/accounts/{accountId}", a.getAccount).Methods(http.MethodGet)
 	a.router.HandleFunc("/health", a.health).Methods(http.MethodGet)
 	if cfg.Testability {
@@ -99,7 +107,7 @@ func (a *API) getAccount(w http.ResponseWriter, r *http.Request) {
 		a.cfg.Logger.Warn("quote fallback", "err", err)
 		q = quote.Fallback
 	}
-	jsonhttp.Write(w, http.StatusOK, Account{ID: acc.ID, Name: acc.Name, ServedBy: a.cfg.ServedBy, Quote: q})
+	jsonhttp.Write(w, http.StatusOK, Account{ID: acc.ID, Name: acc.Name, ServedBy: a.served(), Quote: q})
 }
 
 func (a *API) health(w http.ResponseWriter, _ *http.Request) {
@@ -127,5 +135,5 @@ func (a *API) setHealthy(w http.ResponseWriter, r *http.Request) {
 	}
 	a.unhealthy.Store(!healthy)
 	a.cfg.Logger.Warn("health switched through /testability", "healthy", healthy)
-	jsonhttp.Write(w, http.StatusOK, map[string]any{"servedBy": a.cfg.ServedBy, "healthy": healthy})
+	jsonhttp.Write(w, http.StatusOK, map[string]any{"servedBy": a.served(), "healthy": healthy})
 }

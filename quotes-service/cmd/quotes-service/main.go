@@ -43,7 +43,8 @@ func run(args []string) error {
 	defer stop()
 
 	host, _ := os.Hostname()
-	found := hostip.Discover(ctx, hostip.Config{Name: *dnsName})
+	self := hostip.Config{Name: *dnsName, Attempts: 1}
+	found := hostip.Discover(ctx, self)
 	ip := found.IP
 	if ip == "" {
 		ip = "unknown"
@@ -55,5 +56,15 @@ func run(args []string) error {
 		return fmt.Errorf("-listen %q: %w", *listen, err)
 	}
 	h := quotes.NewHandler(host + "/" + ip + ":" + port)
+	if !found.Matched {
+		// Swarm puts a task in DNS once it is healthy; confirm the address then.
+		go hostip.Confirm(ctx, self, time.Second, func(r hostip.Result) {
+			if r.IP != ip {
+				logger.Warn("address corrected", "was", ip, "now", r.IP)
+				h.SetIPAddress(host + "/" + r.IP + ":" + port)
+			}
+			logger.Info("address confirmed", "ip", r.IP, "how", r.Reason)
+		})
+	}
 	return httpserve.Run(ctx, httpserve.New(*listen, h), *grace, logger)
 }

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/goblog/goblog/internal/jsonhttp"
 )
@@ -37,13 +38,17 @@ var texts = []string{
 
 // Handler serves /api/quote and /health. IPAddress is "<hostname>/<ip>:8080".
 type Handler struct {
-	IPAddress string
+	ipAddress atomic.Pointer[string]
 	mux       *http.ServeMux
 }
 
+// SetIPAddress replaces the reported "<hostname>/<ip>:<port>".
+func (h *Handler) SetIPAddress(s string) { h.ipAddress.Store(&s) }
+
 // NewHandler returns the service's routes.
 func NewHandler(ipAddress string) *Handler {
-	h := &Handler{IPAddress: ipAddress, mux: http.NewServeMux()}
+	h := &Handler{mux: http.NewServeMux()}
+	h.SetIPAddress(ipAddress)
 	h.mux.HandleFunc("GET /api/quote", h.quote)
 	h.mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		jsonhttp.Write(w, http.StatusOK, map[string]string{"status": "UP"})
@@ -65,7 +70,7 @@ func (h *Handler) quote(w http.ResponseWriter, r *http.Request) {
 	Burn(strength)
 	jsonhttp.Write(w, http.StatusOK, Quote{
 		Text:      texts[rand.IntN(len(texts))],
-		IPAddress: h.IPAddress,
+		IPAddress: *h.ipAddress.Load(),
 		Language:  "en",
 	})
 }

@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# copyall.sh: build every goblog binary and image, and deploy docker-stack.yml to a swarm.
+#
+# Honours DOCKER_HOST (and the usual DOCKER_* variables) like the docker CLI does.
+set -euo pipefail
+export DOCKER_BUILDKIT=0 # the legacy builder is what this engine has; say so to silence its notice
+
+usage() {
+  cat <<'EOF'
+usage: ./copyall.sh [--endpoint-mode vip|dnsrr] [--build-only] [--timeout SECONDS] [-h]
+
+Builds every binary (CGO_ENABLED=0) and image (goblog/<name>:latest, FROM scratch), initialises a
+single-node swarm when the engine is in none, deploys docker-stack.yml as stack "goblog" with
+--resolve-image never, and waits until every service has all its replicas running and healthy.
+Re-running it is a rolling update of the services whose image changed, not a teardown.
+
+  --endpoint-mode MODE  vip (virtual IP + routing mesh; needs IPVS in the engine's kernel) or
+                        dnsrr (DNS round robin + ports bound on the node). Default: vip when the
+                        engine's kernel has IPVS, else dnsrr; the choice and its reason are printed.
+  --build-only          build binaries and images, do not deploy
+  --timeout SECONDS     how long to wait for the stack to converge (default 180)
+  -h, --help            this help
+EOF
+}
+
+STACK=goblog
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+mode=""
+build_only=0
+timeout=180
+
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --endpoint-mode) mode=${2:-}; shift 2 ;;
+    --endpoint-mode=*) mode=${1#*=}; shift ;;
+    --build-only) build_only=1; shift ;;
+    --timeout) timeout=${2:-}; shift 2 ;;
+    --timeout=*) timeout=${1#*=}; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) usage >&2; echo "copyall.sh: unknown argument: $1" >&2; exit 2 ;;
+  esac
+done
+case "$mode" in ""|vip|dnsrr) ;; *) echo "copyall.sh: --endpoint-mode must be vip or dnsrr, not '$mode'" >&2; exit 2 ;; esac
+[[ "$timeout" =~ ^[0-9]+$ ]] || { echo "copyall.sh: --timeout must be a number of seconds" >&2; exit 2; }
+
+say() { printf '%s copyall: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { say "FAILED: $*"; exit 1; }
+
+cd "$ROOT"
+command -v go >/dev/null || die "go is not installed"
+command -v docker >/dev/null || die "the docker CLI is not installed"
+docker info >/dev/null 2>&1 || die "cannot reach the Docker engine at ${DOCKER_HOST:-the local socket}: $(docker info 2>&1 | tail -n 1)"
+
+# --- binaries ---------------------------------------------------------------------------------
+# Every ./<component>/cmd/<name> is a binary; all are built in one go build.
+mapfile -t mains < <(find . -path ./build -prune -o -path './lab/cache' -prune -o -path '*/cmd/*/main.go' -print | sed 's|/main.go$||' | sort)
+say "building ${#mains[@]} binaries (CGO_ENABLED=0)"
+rm -rf build/bin && mkdir -p build/bin
+CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o build/bin/ "${mains[@]}" || die "go build failed"
+
+# --- images -----------------------------------------------------------------------------------
+# <component>/Dockerfile makes goblog/<component> from binary <component>;
+# <component>/cmd/<name>/Dockerfile makes goblog/<name> from binary <name>.
+# Each build context holds exactly the binary, healthchecker and an empty data/.
+declare -A image_ids=()
+build_image() {
+  local name=$1 dockerfile=$2 ctx="build/ctx/$1"
+  [[ -x "build/bin/$name" ]] || die "$dockerfile: no binary build/bin/$name (expected ./.../cmd/$name)"
+  rm -rf "$ctx" && mkdir -p "$ctx/data"
+  ln -f "build/bin/$name" "build/bin/healthchecker" "$ctx/" 2>/dev/null || cp "build/bin/$name" "build/bin/healthchecker" "$ctx/"
+  docker build -q -t "goblog/$name:latest" -f "$dockerfile" "$ctx" >/dev/null || die "docker build of goblog/$name failed"
+  local id
+  id=$(docker image inspect --format '{{.Id}}' "goblog/$name:latest")
+  id=${id#sha256:}
+  id=${id:0:12}
+  docker tag "goblog/$name:latest" "goblog/$name:$id"
+  image_ids[$name]=$id
+}
+mapfile -t dockerfiles < <(find . -path ./build -prune -o -path './lab/cache' -prune -o \( -path './*/Dockerfile' -o -path './*/cmd/*/Dockerfile' \) -print | sed 's|^\./||' | sort)
+for df in "${dockerfiles[@]}"; do
+  dir=$(dirname "$df")
+  case "$dir" in
+    */cmd/*) name=$(basename "$dir") ;;
+    *) name=$dir ;;
+  esac
+  build_image "$name" "$df"
+  say "image goblog/$name:latest (${image_ids[$name]}, $(docker image inspect --format '{{.Size}}' "goblog/$name:latest" | awk '{printf "%.1f MB", $1/1e6}'))"
+done
+
+if [[ $build_only -eq 1 ]]; then
+  say "built ${#dockerfiles[@]} images; not deploying (--build-only)"
+  exit 0
+fi
+
+# --- swarm ------------------------------------------------------------------------------------
+state=$(docker info --format '{{.Swarm.LocalNodeState}}')
+if [[ "$state" != active ]]; then
+  say "the engine is in no swarm: docker swarm init --advertise-addr 127.0.0.1"
+  docker swarm init --advertise-addr 127.0.0.1 >/dev/null || die "docker swarm init failed"
+fi
+[[ "$(docker info --format '{{.Swarm.ControlAvailable}}')" == true ]] || die "this engine is a swarm worker; point DOCKER_HOST at a manager"
+
+# --- endpoint mode ----------------------------------------------------------------------------
+# vip needs IPVS in the kernel of the engine's host. For a local engine we read this kernel's
+# configuration; for a remote engine we cannot look, so vip (swarm's default) unless told.
+ipvs_reason() {
+  if [[ -n "${DOCKER_HOST:-}" && "${DOCKER_HOST}" != unix://* ]]; then
+    echo "remote engine ${DOCKER_HOST}: assuming its kernel has IPVS (swarm's default)"; return 0
+  fi
+  if [[ -e /proc/net/ip_vs ]]; then echo "/proc/net/ip_vs exists: the kernel has IPVS"; return 0; fi
+  if [[ -r /proc/config.gz ]] && zgrep -qE '^CONFIG_IP_VS=(y|m)' /proc/config.gz; then
+    if [[ $(zgrep -E '^CONFIG_IP_VS=' /proc/config.gz) == *=y ]] || modprobe -n ip_vs 2>/dev/null; then
+      echo "the kernel is built with IPVS"; return 0
+    fi
+    echo "the kernel has IPVS as a module, but it cannot be loaded here"; return 1
+  fi
+  if [[ -r /proc/config.gz ]]; then
+    echo "the kernel has no IPVS (CONFIG_IP_VS is not set), so a service VIP would answer 'no route to host'"; return 1
+  fi
+  if modprobe -n ip_vs 2>/dev/null; then echo "the ip_vs module can be loaded"; return 0; fi
+  echo "no sign of IPVS in this kernel (/proc/net/ip_vs absent, no ip_vs module)"; return 1
+}
+if [[ -z "$mode" ]]; then
+  if reason=$(ipvs_reason); then mode=vip; else mode=dnsrr; fi
+  say "endpoint mode $mode: $reason"
+else
+  say "endpoint mode $mode (--endpoint-mode)"
+fi
+if [[ $mode == vip ]]; then publish=ingress; else publish=host; fi
+export GOBLOG_ENDPOINT_MODE=$mode GOBLOG_PUBLISH_MODE=$publish
+
+# A running stack cannot switch endpoint mode in place (swarm rejects ingress ports with dnsrr and
+# vice versa without a remove), so a mode change is a redeploy from scratch; say so.
+current=$(docker service inspect --format '{{.Spec.EndpointSpec.Mode}}' "${STACK}_accountservice" 2>/dev/null || true)
+if [[ -n "$current" && "$current" != "$mode" ]]; then
+  say "the running stack uses $current, not $mode: removing it first"
+  docker stack rm "$STACK" >/dev/null
+  for _ in $(seq 60); do
+    docker network inspect "${STACK}_net" >/dev/null 2>&1 || break
+    sleep 1
+  done
+fi
+
+# --- deploy -----------------------------------------------------------------------------------
+for name in "${!image_ids[@]}"; do
+  var="GOBLOG_TAG_$(echo "$name" | tr 'a-z-' 'A-Z_')"
+  export "$var=${image_ids[$name]}"
+done
+say "deploying stack $STACK ($mode mode)"
+docker stack deploy --resolve-image never --prune -c docker-stack.yml "$STACK" >&2 || die "docker stack deploy failed"
+
+# --- wait until converged ---------------------------------------------------------------------
+# A service has converged when running == desired replicas (with a HEALTHCHECK, swarm counts a
+# task as running only once it is healthy) and no update is in progress.
+deadline=$((SECONDS + timeout))
+last_line=""
+while :; do
+  pending=()
+  line=""
+  while read -r svc replicas; do
+    running=${replicas%%/*}
+    desired=${replicas#*/}
+    desired=${desired%% *}
+    update=$(docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}' "$svc" 2>/dev/null || true)
+    line+=" ${svc#"${STACK}"_}=$running/$desired${update:+($update)}"
+    if [[ "$running" != "$desired" || "$update" == updating || "$update" == rollback_started ]]; then
+      pending+=("$svc")
+    fi
+  done < <(docker service ls --filter "label=com.docker.stack.namespace=$STACK" --format '{{.Name}} {{.Replicas}}')
+  if [[ ${#pending[@]} -eq 0 && -n "$line" ]]; then
+    say "converged:$line"
+    break
+  fi
+  if [[ "$line" != "$last_line" ]]; then say "waiting:$line"; last_line=$line; fi
+  if (( SECONDS >= deadline )); then
+    for svc in "${pending[@]}"; do
+      say "service $svc did not converge; its latest tasks:"
+      docker service ps --no-trunc --format '  {{.Name}} {{.CurrentState}} {{.Error}}' "$svc" 2>&1 | head -n 5 >&2
+    done
+    die "the stack did not converge within ${timeout}s (services: ${pending[*]})"
+  fi
+  sleep 2
+done
+
+# Best-effort clean-up of older image tags no container uses (docker refuses those in use).
+for name in "${!image_ids[@]}"; do
+  docker image ls --format '{{.Tag}}' "goblog/$name" | grep -vxE "latest|${image_ids[$name]}" | while read -r tag; do
+    docker rmi "goblog/$name:$tag" >/dev/null 2>&1 || true
+  done
+done
+
+if [[ $mode == vip ]]; then
+  say "ready: curl localhost:6767/accounts/10000 (routing mesh)"
+else
+  say "ready: curl localhost:6767/accounts/10000 (edge bound on this node)"
+fi
