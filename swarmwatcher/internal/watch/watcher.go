@@ -256,7 +256,7 @@ func (w *Watcher) Refresh(ctx context.Context) error {
 		}
 	}
 	if w.status.Stale {
-		w.log.Info("docker API answers again", "was", w.status.Error)
+		w.log.Info("docker API answers", "was", w.status.Error)
 		w.setStatus(Status{Stale: false, Since: formatTime(now)})
 	}
 	w.update(now)
