@@ -230,7 +230,7 @@ tutorial() {
 } >"$run/meta.txt"
 
 # ---- P10: image sizes -------------------------------------------------------
-mapfile -t images < <(docker image ls --format '{{.Repository}}:{{.Tag}}' | grep '^goblog/' | sort -u)
+mapfile -t images < <(docker image ls --format '{{.Repository}}:{{.Tag}}' | grep -E '^goblog/.*:latest$' | sort -u)
 docker image inspect "${images[@]}" >"$run/p10-images.json"
 
 # ---- P1: accountservice vs hello-world, same way, same generator ------------
