@@ -57,15 +57,24 @@ lab_ping() {
 	curl -fsS --max-time 3 "http://127.0.0.1:$(lab_engine_port "$1")/_ping" >/dev/null 2>&1
 }
 
+# lab_port_busy PORT: true when something listens on 127.0.0.1:PORT.
+lab_port_busy() { (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
 # lab_boot I CPUS MEM_MIB: start node I's qemu (daemonized) on its existing disk.
 # Its engine and every port in LAB_PORTS are forwarded to 127.0.0.1 only; the
 # user net is restricted (the guest reaches nothing); eth1 is on the lab switch.
 lab_boot() {
-	local i=$1 cpus=$2 mem=$3 fwd p
+	local i=$1 cpus=$2 mem=$3 fwd p fwded=''
 	fwd="hostfwd=tcp:127.0.0.1:$(lab_engine_port "$i")-:2375"
 	for p in $LAB_PORTS; do
+		if lab_port_busy "$(lab_mesh_port "$i" "$p")"; then
+			lab_log "warning: 127.0.0.1:$(lab_mesh_port "$i" "$p") is taken by another program: port $p via node$i is not forwarded"
+			continue
+		fi
 		fwd+=",hostfwd=tcp:127.0.0.1:$(lab_mesh_port "$i" "$p")-:$p"
+		fwded+="$p "
 	done
+	echo "$fwded" >"$LAB_RUN/node$i.ports"
 	: >"$LAB_RUN/node$i.serial"
 	if ! qemu-system-x86_64 -name "goblog-lab-node$i" \
 		-accel tcg,thread=multi,tb-size=128 -cpu max -smp "$cpus" -m "$mem" \
