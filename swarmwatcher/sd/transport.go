@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-kit/kit/endpoint"
@@ -25,7 +26,15 @@ type TransportConfig struct {
 	// Timeout bounds a whole request, retries included (the request's own
 	// context still applies). Default 30 s.
 	Timeout time.Duration
-	// Logger receives the go-kit endpointer's messages; nil discards.
+	// Fallback, when set, carries requests while the balancer has no
+	// instance and the Instancer (if it reports its State, as *Instancer
+	// does) is in error: the discovery backend has not answered yet, or
+	// went away before giving any instance. A caller passes its by-name
+	// transport so that it works, unbalanced, without the watcher. A backend
+	// that answered "no passing instance" is believed: no fallback then.
+	Fallback http.RoundTripper
+	// Logger receives fallback switches and the go-kit endpointer's
+	// messages; nil discards.
 	Logger *slog.Logger
 }
 
@@ -41,8 +50,10 @@ type TransportConfig struct {
 // Plug it into an http.Client or an httputil.ReverseProxy; Close it when done.
 type Transport struct {
 	cfg        TransportConfig
+	state      func() kitsd.Event // nil when the Instancer does not tell
 	endpointer *kitsd.DefaultEndpointer
 	balancer   lb.Balancer
+	falling    atomic.Bool
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -62,6 +73,9 @@ func NewTransport(inst kitsd.Instancer, cfg TransportConfig) *Transport {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	t := &Transport{cfg: cfg}
+	if s, ok := inst.(interface{ State() kitsd.Event }); ok {
+		t.state = s.State
+	}
 	t.endpointer = kitsd.NewEndpointer(inst, t.factory, slogAdapter{cfg.Logger})
 	t.balancer = lb.NewRoundRobin(t.endpointer)
 	return t
@@ -113,6 +127,17 @@ func (t *Transport) factory(instance string) (endpoint.Endpoint, io.Closer, erro
 
 // RoundTrip implements http.RoundTripper.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if t.cfg.Fallback != nil && t.state != nil && t.Instances() == 0 {
+		if st := t.state(); st.Err != nil {
+			if !t.falling.Swap(true) {
+				t.cfg.Logger.Warn("no instances from discovery: using the fallback transport", "err", st.Err)
+			}
+			return t.cfg.Fallback.RoundTrip(req)
+		}
+	}
+	if t.falling.Swap(false) {
+		t.cfg.Logger.Info("instances from discovery: balancing over them again")
+	}
 	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
 	retry := replayable && idempotent(req.Method)
 	call := lb.RetryWithCallback(t.cfg.Timeout, t.balancer, func(n int, err error) (bool, error) {

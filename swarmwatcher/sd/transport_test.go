@@ -133,3 +133,53 @@ func TestTransportAllDead(t *testing.T) {
 		t.Fatalf("err = %v, want a refusal after 3 attempts", err)
 	}
 }
+
+type answer string
+
+func (a answer) RoundTrip(*http.Request) (*http.Response, error) {
+	return &http.Response{StatusCode: http.StatusOK, Body: io.NopCloser(strings.NewReader(string(a))), Header: http.Header{}}, nil
+}
+
+// stateInstancer is an Instancer that reports a fixed state.
+type stateInstancer struct {
+	kitsd.FixedInstancer
+	err error
+}
+
+func (s stateInstancer) Register(ch chan<- kitsd.Event) {
+	ch <- kitsd.Event{Instances: s.FixedInstancer, Err: s.err}
+}
+
+func (s stateInstancer) State() kitsd.Event {
+	return kitsd.Event{Instances: s.FixedInstancer, Err: s.err}
+}
+
+func TestTransportFallback(t *testing.T) {
+	var hosts sync.Map
+	good := backend(t, "good", &hosts)
+	for _, tc := range []struct {
+		name string
+		inst kitsd.Instancer
+		want string // "" means an error
+	}{
+		{"backend down, never answered", stateInstancer{err: errors.New("connect: refused")}, "by name"},
+		{"backend says no instance", stateInstancer{}, ""},
+		{"instances known", stateInstancer{FixedInstancer: kitsd.FixedInstancer{good}}, "good"},
+		{"instancer without State", kitsd.FixedInstancer{}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := NewTransport(tc.inst, TransportConfig{Fallback: answer("by name")})
+			defer tr.Close()
+			got, err := call(t, &http.Client{Transport: tr}, http.MethodGet, "http://svc/", nil)
+			if tc.want == "" {
+				if err == nil {
+					t.Fatalf("got %q, want an error", got)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("got %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}

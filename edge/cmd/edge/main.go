@@ -10,9 +10,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync/atomic"
 	"time"
 
 	wsd "github.com/goblog/goblog/swarmwatcher/sd"
@@ -37,11 +36,9 @@ type WatcherConfig struct {
 // for idempotent requests). When the watcher goes away it keeps using the
 // last set it had.
 type Watcher struct {
-	inst     *wsd.Instancer
-	tr       *wsd.Transport
-	fallback http.RoundTripper
-	log      *slog.Logger
-	falling  atomic.Bool
+	inst *wsd.Instancer
+	tr   *wsd.Transport
+	log  *slog.Logger
 }
 
 var _ http.RoundTripper = (*Watcher)(nil)
@@ -67,10 +64,11 @@ func NewWatcher(cfg WatcherConfig) (*Watcher, error) {
 		ExpectContinueTimeout: time.Second,
 	}
 	w := &Watcher{
-		inst:     inst,
-		tr:       wsd.NewTransport(inst, wsd.TransportConfig{Base: base, MaxAttempts: 2, Logger: cfg.Logger}),
-		fallback: cfg.Fallback,
-		log:      cfg.Logger,
+		inst: inst,
+		tr: wsd.NewTransport(inst, wsd.TransportConfig{
+			Base: base, MaxAttempts: 2, Fallback: cfg.Fallback, Logger: cfg.Logger,
+		}),
+		log: cfg.Logger,
 	}
 	if st := inst.State(); st.Err != nil {
 		w.log.Warn("swarmwatcher not answering yet", "watcher", cfg.WatcherURL, "err", st.Err)
@@ -82,17 +80,6 @@ func NewWatcher(cfg WatcherConfig) (*Watcher, error) {
 
 // RoundTrip implements http.RoundTripper.
 func (w *Watcher) RoundTrip(req *http.Request) (*http.Response, error) {
-	if w.fallback != nil && w.tr.Instances() == 0 {
-		if st := w.inst.State(); st.Err != nil {
-			if !w.falling.Swap(true) {
-				w.log.Warn("no task list from the swarmwatcher yet: proxying by service name", "err", st.Err)
-			}
-			return w.fallback.RoundTrip(req)
-		}
-	}
-	if w.falling.Swap(false) {
-		w.log.Info("task list from the swarmwatcher: balancing over its passing tasks")
-	}
 	return w.tr.RoundTrip(req)
 }
 
