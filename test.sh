@@ -55,7 +55,13 @@ summary=()
 for s in "${stages[@]}"; do
   say "stage $s: start"
   t0=$SECONDS
-  if ( set -euo pipefail; "stage_$s" ); then
+  # Not in an if: bash ignores set -e inside a tested subshell, and a stage must stop at its
+  # first failing command.
+  set +e
+  ( set -euo pipefail; "stage_$s" )
+  rc=$?
+  set -e
+  if [[ $rc -eq 0 ]]; then
     summary+=("$s: passed in $((SECONDS - t0))s")
   else
     summary+=("$s: FAILED after $((SECONDS - t0))s")
