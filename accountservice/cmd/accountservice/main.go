@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -28,6 +29,8 @@ type Config struct {
 	Listen          string
 	DBPath          string
 	QuotesURL       string
+	QuotesDiscovery string
+	WatcherURL      string
 	QuoteStrength   int
 	QuoteTimeout    time.Duration
 	RequestsPerConn int
@@ -49,6 +52,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("-quote-timeout %s: want > 0", c.QuoteTimeout)
 	case c.RequestsPerConn < 1:
 		return fmt.Errorf("-requests-per-conn %d: want >= 1", c.RequestsPerConn)
+	case c.QuotesDiscovery != "name" && c.QuotesDiscovery != "watcher":
+		return fmt.Errorf("-quotes-discovery %q: want name or watcher", c.QuotesDiscovery)
 	case c.Grace <= 0:
 		return fmt.Errorf("-grace %s: want > 0", c.Grace)
 	}
@@ -68,6 +73,8 @@ func parse(args []string) (Config, error) {
 	listen := envflag.String(fs, "listen", "LISTEN_ADDR", ":6767", "address to serve on")
 	db := envflag.String(fs, "db", "ACCOUNTS_DB", "/data/accounts.db", "bbolt file holding the accounts (created and seeded when absent)")
 	quotesURL := envflag.String(fs, "quotes-url", "QUOTES_URL", "http://quotes-service:8080", "quotes-service base URL, by logical name")
+	quotesDiscovery := envflag.String(fs, "quotes-discovery", "QUOTES_DISCOVERY", "name", "how quotes-service tasks are found: name (swarm balances) or watcher (round robin over the tasks the swarmwatcher reports passing)")
+	watcherURL := envflag.String(fs, "watcher-url", "WATCHER_URL", "http://swarmwatcher:6969", "the swarmwatcher, for -quotes-discovery watcher")
 	strength := envflag.Int(fs, "quote-strength", "QUOTE_STRENGTH", 4, "strength asked of quotes-service (0-10)", &errs)
 	timeout := envflag.Duration(fs, "quote-timeout", "QUOTE_TIMEOUT", time.Second, "deadline of one quote call; the fallback quote is served after it", &errs)
 	perConn := envflag.Int(fs, "requests-per-conn", "QUOTES_REQUESTS_PER_CONN", 4, "retire a connection to quotes-service after this many requests, so calls spread over its tasks (1 = no keep-alive)", &errs)
@@ -81,7 +88,7 @@ func parse(args []string) (Config, error) {
 		return Config{}, errors.Join(errs...)
 	}
 	c := Config{
-		Listen: *listen, DBPath: *db, QuotesURL: *quotesURL, QuoteStrength: *strength,
+		Listen: *listen, DBPath: *db, QuotesURL: *quotesURL, QuotesDiscovery: *quotesDiscovery, WatcherURL: *watcherURL, QuoteStrength: *strength,
 		QuoteTimeout: *timeout, RequestsPerConn: *perConn, SelfDNS: *selfDNS,
 		Testability: *testability, Grace: *grace,
 	}
@@ -116,8 +123,16 @@ func run(args []string) error {
 	}
 	logger.Info("servedBy", "value", servedBy, "matched", found.Matched, "how", found.Reason)
 
-	quotes, err := quote.NewClient(cfg.QuotesURL, cfg.QuoteStrength, cfg.QuoteTimeout,
-		lbclient.New(lbclient.Config{RequestsPerConn: cfg.RequestsPerConn}))
+	var quotesRT http.RoundTripper = lbclient.New(lbclient.Config{RequestsPerConn: cfg.RequestsPerConn})
+	if cfg.QuotesDiscovery == "watcher" {
+		rt, stop, err := watcherTransport(cfg.WatcherURL, cfg.QuotesURL, quotesRT, logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		quotesRT = rt
+	}
+	quotes, err := quote.NewClient(cfg.QuotesURL, cfg.QuoteStrength, cfg.QuoteTimeout, quotesRT)
 	if err != nil {
 		return err
 	}

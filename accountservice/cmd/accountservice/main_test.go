@@ -27,3 +27,17 @@ func TestParse(t *testing.T) {
 		}
 	}
 }
+
+func TestParseQuotesDiscovery(t *testing.T) {
+	c, err := parse(nil)
+	if err != nil || c.QuotesDiscovery != "name" || c.WatcherURL != "http://swarmwatcher:6969" {
+		t.Fatalf("defaults: %+v %v", c, err)
+	}
+	t.Setenv("QUOTES_DISCOVERY", "watcher")
+	if c, err := parse([]string{"-watcher-url", "http://w:1"}); err != nil || c.QuotesDiscovery != "watcher" || c.WatcherURL != "http://w:1" {
+		t.Fatalf("watcher: %+v %v", c, err)
+	}
+	if _, err := parse([]string{"-quotes-discovery", "consul"}); err == nil {
+		t.Fatal("an unknown discovery was accepted")
+	}
+}
