@@ -1,0 +1,109 @@
+//go:build e2e
+
+package e2e
+
+// The gatling load test (issue 6) end to end: a short real run of the tool
+// through the edge against two accountservice replicas. The per-replica
+// counts (servedBy) must add up to the total, name only the service's task
+// IPs, and the report must be written. Figures are logged, never asserted.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestGatlingThroughTheEdge(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "gatling")
+	build := exec.Command("go", "build", "-o", bin, "./gatling")
+	build.Dir = RepoRoot
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./gatling: %v\n%s", err, out)
+	}
+
+	took := KeepReplicas(t, "accountservice", 2)
+	tasks := RunningTasks(t, "accountservice")
+	taskIPs := map[string]bool{}
+	for _, task := range tasks {
+		taskIPs[task.IP] = true
+	}
+	t.Logf("accountservice scaled to 2 in %s: %v", took.Round(time.Millisecond), taskIPs)
+
+	// Both replicas answer through the edge before the run starts.
+	seen := map[string]bool{}
+	c := NewClient()
+	WaitFor(t, time.Minute, "both replicas answering through the edge", func() (bool, string) {
+		var a struct{ ServedBy string }
+		if code, body, err := CallErr(c, "GET", EdgeURL+"/accounts/10000"); err == nil && code == 200 && json.Unmarshal(body, &a) == nil {
+			seen[a.ServedBy] = true
+		}
+		return len(seen) >= 2, fmt.Sprintf("seen %v", seen)
+	})
+
+	out := filepath.Join(t.TempDir(), "report")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-baseUrl", EdgeURL, "-users", "20", "-ramp", "2s", "-duration", "8s",
+		"-pause", "100ms", "-maxRequestsPerConn", "10", "-out", out)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("gatling: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	t.Logf("gatling summary:\n%s", stdout.String())
+	if !strings.Contains(stderr.String(), "users 20 active") {
+		t.Errorf("no progress line with all users active on stderr:\n%s", stderr.String())
+	}
+
+	b, err := os.ReadFile(filepath.Join(out, "stats.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s struct {
+		Requests  struct{ Total, OK, KO int64 }
+		ReqPerSec float64
+		LatencyMs struct{ P50, P99, Max float64 }
+		ServedBy  map[string]int64
+		Errors    map[string]int64
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatalf("stats.json: %v", err)
+	}
+	if s.Requests.Total < 200 {
+		t.Fatalf("only %d requests in a run of 20 users for 8 s with 100 ms pauses", s.Requests.Total)
+	}
+	if s.Requests.KO != 0 {
+		t.Errorf("%d KO of %d: %v", s.Requests.KO, s.Requests.Total, s.Errors)
+	}
+	var sum int64
+	for ip, n := range s.ServedBy {
+		sum += n
+		if !taskIPs[ip] {
+			t.Errorf("servedBy %q (%d answers) is not a running accountservice task (%v)", ip, n, taskIPs)
+		}
+	}
+	if sum != s.Requests.Total {
+		t.Errorf("per-replica counts %v add up to %d, want the total %d", s.ServedBy, sum, s.Requests.Total)
+	}
+	if len(s.ServedBy) != 2 {
+		t.Errorf("servedBy %v: want both replicas to have answered", s.ServedBy)
+	}
+	t.Logf("%d requests, %.1f req/s, p50 %.2f ms, p99 %.2f ms, max %.2f ms, per replica %v",
+		s.Requests.Total, s.ReqPerSec, s.LatencyMs.P50, s.LatencyMs.P99, s.LatencyMs.Max, s.ServedBy)
+
+	page, err := os.ReadFile(filepath.Join(out, "index.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"chart-percentiles", "chart-throughput", "chart-distribution", "chart-replicas"} {
+		if !strings.Contains(string(page), `id="`+id+`"`) {
+			t.Errorf("index.html has no chart %s", id)
+		}
+	}
+}
