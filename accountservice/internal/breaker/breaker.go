@@ -1,0 +1,182 @@
+// Package breaker puts accountservice's quote call behind a Hystrix circuit breaker
+// (afex/hystrix-go) that serves the fallback quote when quotes-service fails, is slow or the
+// circuit is open, and serves the breaker's metrics in Hystrix stream format for turbine.
+package breaker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/afex/hystrix-go/hystrix"
+
+	"github.com/goblog/goblog/accountservice/internal/quote"
+)
+
+// Command is the circuit's name in the Hystrix stream.
+const Command = "quotes-service"
+
+// Fetcher gets one quote; quote.Client is one.
+type Fetcher interface {
+	Fetch(ctx context.Context) (quote.Quote, error)
+}
+
+// Config configures the breaker.
+type Config struct {
+	// Timeout is the longest a quote call may take before the fallback is served. It should
+	// be a little above the quote client's own deadline.
+	Timeout time.Duration
+	// MaxConcurrent calls before further ones are rejected to the fallback. Default 1000:
+	// hystrix-go's default of 10 would turn ordinary load into fallbacks.
+	MaxConcurrent int
+	// RequestVolume is how many calls in the 10 s window are needed before the error
+	// percentage can open the circuit. Default 20.
+	RequestVolume int
+	// ErrorPercent that opens the circuit. Default 50.
+	ErrorPercent int
+	// SleepWindow is how long the circuit stays open before one trial call. Default 5 s.
+	SleepWindow time.Duration
+	// Logger receives a line when the fallback starts and stops being served; nil discards.
+	Logger *slog.Logger
+}
+
+// Breaker is a Fetcher that never fails: errors, timeouts and an open circuit all give
+// quote.Fallback. There is one circuit per process (hystrix-go's state is global).
+type Breaker struct {
+	next      Fetcher
+	log       *slog.Logger
+	degraded  atomic.Bool
+	fallbacks atomic.Uint64
+}
+
+// New configures the circuit and wraps next. It creates the circuit at once, so the metrics
+// stream reports it (with zero counts) before the first call.
+func New(next Fetcher, cfg Config) *Breaker {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = time.Second
+	}
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = 1000
+	}
+	if cfg.RequestVolume <= 0 {
+		cfg.RequestVolume = 20
+	}
+	if cfg.ErrorPercent <= 0 {
+		cfg.ErrorPercent = 50
+	}
+	if cfg.SleepWindow <= 0 {
+		cfg.SleepWindow = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	hystrix.ConfigureCommand(Command, hystrix.CommandConfig{
+		Timeout:                int(cfg.Timeout.Milliseconds()),
+		MaxConcurrentRequests:  cfg.MaxConcurrent,
+		RequestVolumeThreshold: cfg.RequestVolume,
+		ErrorPercentThreshold:  cfg.ErrorPercent,
+		SleepWindow:            int(cfg.SleepWindow.Milliseconds()),
+	})
+	_, _, _ = hystrix.GetCircuit(Command)
+	return &Breaker{next: next, log: cfg.Logger}
+}
+
+// Fetch calls the next Fetcher through the circuit. The error is always nil; a fallback is
+// quote.Fallback.
+func (b *Breaker) Fetch(ctx context.Context) (quote.Quote, error) {
+	// hystrix-go may run the fallback (on its timer goroutine) even after the run function
+	// succeeded and DoC returned, so results travel by buffered channels, never by shared
+	// variables (a shared variable here is a data race under go test -race).
+	answers := make(chan quote.Quote, 1)
+	failures := make(chan error, 1)
+	err := hystrix.DoC(ctx, Command, func(ctx context.Context) error {
+		got, err := b.next.Fetch(ctx)
+		if err != nil {
+			return err
+		}
+		answers <- got
+		return nil
+	}, func(_ context.Context, err error) error {
+		select {
+		case failures <- err:
+		default:
+		}
+		return nil // the fallback quote is served below
+	})
+	if err == nil {
+		select {
+		case q := <-answers:
+			if b.degraded.CompareAndSwap(true, false) {
+				b.log.Info("quotes-service answers again: fallback quote no longer served")
+			}
+			return q, nil
+		default:
+		}
+	}
+	if err == nil {
+		select {
+		case err = <-failures:
+		default:
+			err = errors.New("fallback")
+		}
+	}
+	b.fallbacks.Add(1)
+	if b.degraded.CompareAndSwap(false, true) {
+		b.log.Warn("serving the fallback quote", "reason", reason(err))
+	}
+	return quote.Fallback, nil
+}
+
+// Fallbacks is how many calls were answered with the fallback quote.
+func (b *Breaker) Fallbacks() uint64 { return b.fallbacks.Load() }
+
+func reason(err error) string {
+	var ce hystrix.CircuitError
+	if errors.As(err, &ce) {
+		return "circuit breaker: " + ce.Message
+	}
+	return err.Error()
+}
+
+// ServeMetrics serves the Hystrix stream at /hystrix.stream on ln until ctx ends, then
+// stops the stream publisher and closes the server (open streams included: a stream never
+// finishes on its own, and the instance has said DOWN by then).
+func ServeMetrics(ctx context.Context, ln net.Listener, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	stream := hystrix.NewStreamHandler()
+	stream.Start()
+	defer stream.Stop()
+	mux := http.NewServeMux()
+	mux.Handle("GET /hystrix.stream", stream)
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"UP"}` + "\n"))
+	})
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		// No WriteTimeout: the stream is long-lived; hystrix-go drops a reader that falls
+		// behind (its per-client buffer is 10 events, sends never block).
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("hystrix stream listening", "addr", ln.Addr().String(), "path", "/hystrix.stream")
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	_ = srv.Close()
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
