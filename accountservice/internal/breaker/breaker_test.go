@@ -46,10 +46,10 @@ func fresh(t *testing.T) {
 
 func TestBreaker(t *testing.T) {
 	tests := []struct {
-		name  string
-		fake  *fakeQuotes
-		want  string
-		open  bool // the circuit opens: fewer than 30 calls reach quotes-service
+		name string
+		fake *fakeQuotes
+		want string
+		open bool // the circuit opens: fewer than 30 calls reach quotes-service
 	}{
 		{"answers pass through", &fakeQuotes{}, "real", false},
 		{"errors give the fallback, then the circuit opens", &fakeQuotes{err: errors.New("503")}, quote.Fallback.Text, true},
