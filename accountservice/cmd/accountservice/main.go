@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/goblog/goblog/accountservice/internal/api"
+	"github.com/goblog/goblog/accountservice/internal/breaker"
 	"github.com/goblog/goblog/accountservice/internal/quote"
 	"github.com/goblog/goblog/accountservice/internal/store"
 	"github.com/goblog/goblog/internal/envflag"
@@ -37,6 +38,10 @@ type Config struct {
 	SelfDNS         string
 	Testability     bool
 	Grace           time.Duration
+	AMQPURL         string
+	MetricsListen   string
+	TokenInterval   time.Duration
+	TokenTTL        time.Duration
 }
 
 // Validate reports the first bad setting.
@@ -56,6 +61,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("-quotes-discovery %q: want name or watcher", c.QuotesDiscovery)
 	case c.Grace <= 0:
 		return fmt.Errorf("-grace %s: want > 0", c.Grace)
+	case c.MetricsListen == "":
+		return errors.New("-metrics-listen is empty")
+	case c.TokenInterval <= 0 || c.TokenTTL < c.TokenInterval:
+		return fmt.Errorf("-token-interval %s / -token-ttl %s: want interval > 0 and ttl >= interval", c.TokenInterval, c.TokenTTL)
 	}
 	return nil
 }
@@ -81,6 +90,10 @@ func parse(args []string) (Config, error) {
 	selfDNS := envflag.String(fs, "self-dns", "SELF_DNS", "tasks.accountservice", "DNS name of this service's tasks, to find this task's stack address")
 	testability := envflag.Bool(fs, "testability", "TESTABILITY", false, "enable PUT /testability/healthy/{true|false}", &errs)
 	grace := envflag.Duration(fs, "grace", "SHUTDOWN_GRACE", 10*time.Second, "how long in-flight requests may finish on SIGTERM", &errs)
+	amqpURL := envflag.String(fs, "amqp-url", "AMQP_URL", "", "RabbitMQ to publish discovery tokens on, e.g. amqp://guest:guest@rabbitmq:5672/ (empty: no broker)")
+	metricsListen := envflag.String(fs, "metrics-listen", "METRICS_LISTEN", ":8181", "address of the Hystrix stream (/hystrix.stream) of the quote call's circuit breaker")
+	tokenInterval := envflag.Duration(fs, "token-interval", "TOKEN_INTERVAL", 5*time.Second, "discovery token heartbeat interval", &errs)
+	tokenTTL := envflag.Duration(fs, "token-ttl", "TOKEN_TTL", 15*time.Second, "discovery token TTL: consumers forget this instance after this much silence", &errs)
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -91,6 +104,7 @@ func parse(args []string) (Config, error) {
 		Listen: *listen, DBPath: *db, QuotesURL: *quotesURL, QuotesDiscovery: *quotesDiscovery, WatcherURL: *watcherURL, QuoteStrength: *strength,
 		QuoteTimeout: *timeout, RequestsPerConn: *perConn, SelfDNS: *selfDNS,
 		Testability: *testability, Grace: *grace,
+		AMQPURL: *amqpURL, MetricsListen: *metricsListen, TokenInterval: *tokenInterval, TokenTTL: *tokenTTL,
 	}
 	return c, c.Validate()
 }
@@ -136,10 +150,28 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	h := api.New(api.Config{Store: st, Quotes: quotes, ServedBy: servedBy, Testability: cfg.Testability, Logger: logger})
+	// The quote call goes through a circuit breaker (fallback quote), whose Hystrix stream
+	// turbine reads; discovery tokens announce this instance once its address is known.
+	fetcher := breaker.New(quotes, breaker.Config{Timeout: cfg.QuoteTimeout + 100*time.Millisecond, Logger: logger})
+	waitMetrics, err := serveMetrics(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer waitMetrics()
+	addr := make(chan string, 1)
+	if found.Matched || cfg.SelfDNS == "" {
+		addr <- servedBy
+	}
+	waitAnnounce, err := announce(ctx, cfg, addr, logger)
+	if err != nil {
+		return err
+	}
+	defer waitAnnounce()
+	h := api.New(api.Config{Store: st, Quotes: fetcher, ServedBy: servedBy, Testability: cfg.Testability, Logger: logger})
 	if !found.Matched {
 		// Swarm puts a task in DNS once it is healthy; confirm the address then.
 		go hostip.Confirm(ctx, self, time.Second, func(r hostip.Result) {
+			addr <- r.IP // buffered, sent once: discovery tokens start now
 			if r.IP != servedBy {
 				logger.Warn("servedBy corrected", "was", servedBy, "now", r.IP, "how", r.Reason)
 				h.SetServedBy(r.IP)
