@@ -156,7 +156,7 @@ func (p *Publisher) session(ctx context.Context, conn *amqp.Connection, ch *amqp
 		return err
 	}
 	p.connected.Store(true)
-	log.Info("discovery publisher connected, UP sent", "interval", p.cfg.Interval, "ttl", p.cfg.TTL)
+	log.Info("discovery publisher connected, UP sent", "interval", p.cfg.Interval.String(), "ttl", p.cfg.TTL.String())
 	tick := time.NewTicker(p.cfg.Interval)
 	defer tick.Stop()
 	for {

@@ -165,6 +165,6 @@ func redact(u string) string {
 	if err != nil {
 		return "(unparsable URL)"
 	}
-	uri.Password = "***"
+	uri.Password = "redacted"
 	return uri.String()
 }
