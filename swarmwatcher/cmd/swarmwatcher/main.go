@@ -260,8 +260,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		g.Go(func() error { return forward(ctx, w, d, log) })
 	}
 	g.Go(func() error {
-		log.Info("serving", "listen", cfg.Listen, "interval", cfg.Interval, "probeInterval", cfg.ProbeInterval,
-			"probeTimeout", cfg.ProbeTimeout, "rise", cfg.Rise, "fall", cfg.Fall, "networks", cfg.Networks, "webhooks", len(cfg.Webhooks))
+		log.Info("serving", "listen", cfg.Listen, "interval", cfg.Interval.String(), "probeInterval", cfg.ProbeInterval.String(),
+			"probeTimeout", cfg.ProbeTimeout.String(), "rise", cfg.Rise, "fall", cfg.Fall, "networks", cfg.Networks, "webhooks", len(cfg.Webhooks))
 		if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serve: %w", err)
 		}

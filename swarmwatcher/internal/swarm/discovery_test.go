@@ -276,3 +276,49 @@ func TestRefreshDeadline(t *testing.T) {
 		}
 	})
 }
+
+// TestRefreshRealEngineCapture replays answers captured from this project's
+// engine (Docker 20.10, API 1.41) with the goblog stack deployed in dnsrr
+// mode, during a stuck rolling update of the edge (one task pending).
+func TestRefreshRealEngineCapture(t *testing.T) {
+	e := newFakeEngine(t)
+	for _, f := range []string{"services", "tasks", "nodes", "networks"} {
+		e.setFile("/"+f, "real/"+f+".json")
+	}
+	e.setFile("/containers/5c3eb4095218/json", "real/container_5c3eb4095218.json")
+	snap, err := newDiscovery(t, e, Config{Hostname: "5c3eb4095218"}).Refresh(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(snap.Networks, ",") != "goblog_net" {
+		t.Errorf("networks %v, want the watcher's own goblog_net", snap.Networks)
+	}
+	want := map[string]string{ // service -> running task addresses
+		"goblog_accountservice": "10.0.2.8",
+		"goblog_edge":           "10.0.2.4", // the pending replacement is not listed
+		"goblog_quotes-service": "10.0.2.6",
+		"goblog_swarmwatcher":   "10.0.2.7",
+	}
+	if len(snap.Services) != len(want) {
+		t.Fatalf("%d services, want %d", len(snap.Services), len(want))
+	}
+	for _, s := range snap.Services {
+		var addrs []string
+		for _, task := range s.Tasks {
+			addrs = append(addrs, task.Address)
+			if task.Node != "vm" || task.Slot != 1 || task.ContainerID == "" {
+				t.Errorf("%s task %+v", s.Name, task)
+			}
+		}
+		if got := strings.Join(addrs, ","); got != want[s.Name] {
+			t.Errorf("%s addresses %q, want %q", s.Name, got, want[s.Name])
+		}
+		if s.EndpointMode != "dnsrr" || s.Desired != 1 || s.Running != 1 {
+			t.Errorf("%s mode %s desired/running %d/%d", s.Name, s.EndpointMode, s.Desired, s.Running)
+		}
+		probed := s.Name != "goblog_swarmwatcher"
+		if (s.ProbePort > 0) != probed {
+			t.Errorf("%s probe port %d", s.Name, s.ProbePort)
+		}
+	}
+}
