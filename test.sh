@@ -27,7 +27,16 @@ stage_unit() {
 }
 
 stage_integration() {
-  :
+  # Debian's rabbitmq-server as a node of its own on loopback (own name, ports, cookie and
+  # data dir: rabbitmq/loopback.sh), stopped however the stage ends.
+  trap '"$ROOT"/rabbitmq/loopback.sh stop' EXIT
+  GOBLOG_AMQP_URL=$("$ROOT"/rabbitmq/loopback.sh start)
+  export GOBLOG_AMQP_URL GOBLOG_RABBITMQCTL="$ROOT/rabbitmq/loopback.sh ctl"
+  mapfile -t pkgs < <(grep -rlE --include='*_test.go' '^//go:build .*integration' . | xargs -r -n1 dirname | sort -u)
+  go vet -tags integration "${pkgs[@]}"
+  go test -race -tags integration -count=1 "${pkgs[@]}"
+  # Figures (discoverytoken: first token visible, DOWN to removal, consumer tokens/s).
+  go test -tags integration -count=1 -run '^$' -bench . -benchtime 200x "${pkgs[@]}"
 }
 
 stage_e2e() {
