@@ -85,6 +85,10 @@ type RegistryStats struct {
 	Stale   uint64 `json:"stale"`   // tokens older than what the registry already knew
 	Added   uint64 `json:"added"`
 	Removed uint64 `json:"removed"`
+	// Removed, by reason.
+	RemovedDown  uint64 `json:"removedDown"`
+	RemovedTTL   uint64 `json:"removedTTL"`
+	RemovedMoved uint64 `json:"removedMoved"`
 }
 
 // NewRegistry returns an empty registry.
@@ -180,6 +184,14 @@ func (r *Registry) emit(typ EventType, reason string, in Instance, now time.Time
 		r.stats.Added++
 	} else {
 		r.stats.Removed++
+		switch reason {
+		case ReasonDown:
+			r.stats.RemovedDown++
+		case ReasonTTL:
+			r.stats.RemovedTTL++
+		case ReasonMoved:
+			r.stats.RemovedMoved++
+		}
 	}
 	if r.cfg.OnEvent != nil {
 		r.cfg.OnEvent(ev)

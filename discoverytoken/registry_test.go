@@ -135,6 +135,9 @@ func TestRegistry(t *testing.T) {
 				}
 			}
 			st := r.Stats()
+			if st.RemovedDown+st.RemovedTTL+st.RemovedMoved != st.Removed {
+				t.Fatalf("removals by reason do not add up: %+v", st)
+			}
 			if int(st.Added+st.Removed) != len(seen) {
 				t.Fatalf("stats %+v disagree with %d OnEvent calls", st, len(seen))
 			}
