@@ -130,13 +130,13 @@ log "stack in $mode mode (edge published in ${publish% } mode), accountservice a
 
 go build -o "$run/bin/gatling" ./gatling
 go build -o "$run/bin/benchreport" ./gatling/cmd/benchreport
-t0=$(date +%s)
 
-sampler=""
+sampler="" events=""
 cleanup() {
 	local rc=$?
 	set +e
 	[[ -n $sampler ]] && kill "$sampler" 2>/dev/null && wait "$sampler" 2>/dev/null
+	[[ -n $events ]] && kill "$events" 2>/dev/null && wait "$events" 2>/dev/null
 	docker rm -f goblog-bench-p1-hello goblog-bench-p1-account goblog-bench-p5-direct goblog-bench-p5-edge >/dev/null 2>&1
 	if docker service inspect "$hello_svc" >/dev/null 2>&1; then
 		log "removing $hello_svc"
@@ -229,7 +229,12 @@ tutorial() {
 	echo "closed_loop=$conns connections for $closed"
 } >"$run/meta.txt"
 
-# ---- P10: image sizes -------------------------------------------------------
+# ---- P10: image sizes; container start -> healthy ----------------------------
+# The engine keeps only its last 256 events (healthcheck execs fill that in a
+# minute), so the starts and health changes are streamed while the bench runs.
+docker events --filter type=container --filter event=start --filter event=health_status \
+	--format '{{json .}}' >"$run/p10-events.jsonl" &
+events=$!
 mapfile -t images < <(docker image ls --format '{{.Repository}}:{{.Tag}}' | grep -E '^goblog/.*:latest$' | sort -u)
 docker image inspect "${images[@]}" >"$run/p10-images.json"
 
@@ -282,7 +287,9 @@ runner p5-direct -baseUrl "http://$acct_ip:6767" -users "$users" -ramp "$ramp" -
 runner p5-edge -baseUrl "http://edge:6767" -users "$users" -ramp "$ramp" -duration "$hold" -pause "$pause"
 
 # ---- P10: container start -> healthy, from the engine's events ---------------
-docker events --since "$t0" --until "$(date +%s)" --filter type=container --format '{{json .}}' >"$run/p10-events.jsonl"
+kill "$events" 2>/dev/null || true
+wait "$events" 2>/dev/null || true
+events=""
 echo "loadavg_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$run/meta.txt"
 
 mkdir -p "$(dirname "$results")"

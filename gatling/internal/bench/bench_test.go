@@ -76,11 +76,20 @@ func TestParseEventsAndImages(t *testing.T) {
 	if len(hs) != 1 || hs[0].Seconds != 2.25 || hs[0].Service != "goblog_accountservice" || hs[0].Container != "goblog_accountservice.1.t1" {
 		t.Fatalf("start→healthy %+v; want one container, 2.25 s (the second healthy event and unstarted containers ignored)", hs)
 	}
+	// A stream stopped in the middle of its last line.
+	b, err := os.ReadFile(filepath.Join("testdata", "events.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut, err := ParseEvents(strings.NewReader(string(b) + `{"Type":"container","Action":"sta`))
+	if err != nil || len(cut) != 1 {
+		t.Fatalf("cut stream: %v %+v", err, cut)
+	}
 	ims, err := ParseImages(open(t, "images.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ims) != 3 || ims[1].Tag != "goblog/accountservice:latest" || ims[2].Bytes != 7340032 {
+	if len(ims) != 3 || ims[1].Tag != "goblog/accountservice:latest" || ims[2].Bytes != 7340032 || ims[2].Tag != "goblog/hello:latest" {
 		t.Fatalf("images %+v", ims)
 	}
 }

@@ -218,8 +218,8 @@ func ParseEvents(r io.Reader) ([]StartToHealthy, error) {
 	for {
 		var e ev
 		err := dec.Decode(&e)
-		if errors.Is(err, io.EOF) {
-			break
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			break // the end, or a last line cut when the stream was stopped
 		}
 		if err != nil {
 			return nil, fmt.Errorf("parse docker events: %w", err)
@@ -270,8 +270,10 @@ func ParseImages(r io.Reader) ([]Image, error) {
 	var out []Image
 	for _, im := range raw {
 		tag := "<none>"
-		if len(im.RepoTags) > 0 {
-			tag = im.RepoTags[0]
+		for i, t := range im.RepoTags { // the :latest name when it has one
+			if i == 0 || strings.HasSuffix(t, ":latest") {
+				tag = t
+			}
 		}
 		out = append(out, Image{Tag: tag, Bytes: im.Size})
 	}
