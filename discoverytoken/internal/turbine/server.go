@@ -10,9 +10,10 @@ import (
 	"github.com/goblog/goblog/discoverytoken"
 )
 
-// Instances lists the registry's live instances.
+// Instances lists the registry's live instances and its counters.
 type Instances interface {
 	Instances() []discoverytoken.Instance
+	Stats() discoverytoken.RegistryStats
 }
 
 // Subscription tells whether the discovery consumer is subscribed to the broker.
@@ -60,6 +61,7 @@ func NewHandler(cfg ServerConfig) http.Handler {
 	mux.HandleFunc("GET /api/stats", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{
 			"consumer":       cfg.Subscription.Stats(),
+			"registry":       cfg.Registry.Stats(),
 			"badStreamLines": cfg.Streams.BadLines(),
 			"liveInstances":  len(cfg.Registry.Instances()),
 			"aggregatedKeys": len(cfg.Aggregator.Snapshot()),
