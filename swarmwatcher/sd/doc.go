@@ -21,7 +21,8 @@
 //	call := lb.Retry(2, time.Second, balancer)
 //
 // When the feed is lost (watcher gone, stream cut, watcher reporting its
-// Docker data stale) the Instancer keeps the last good set: it publishes an
+// Docker data stale, or a freshly started watcher that has not probed any
+// task of the service yet) the Instancer keeps the last good set: it publishes an
 // Event carrying both that set and the error, never an empty set, then
 // reconnects with backoff and re-reads the snapshot. go-kit's Endpointer
 // keeps serving its last endpoints on such an event.

@@ -29,6 +29,10 @@ var (
 	ErrStale = errors.New("swarmwatcher data is stale")
 	// ErrServiceNotFound means the watcher does not list the service.
 	ErrServiceNotFound = errors.New("service not listed by the swarmwatcher")
+	// ErrNoVerdict means every task of the service is still "starting" (or
+	// "unknown"): the watcher has not probed any yet, as right after it
+	// starts. That is no news about the tasks, so the last set is kept.
+	ErrNoVerdict = errors.New("no task has a health verdict yet")
 )
 
 // Config configures an Instancer. Zero values take the documented defaults.
@@ -476,10 +480,13 @@ func (in *Instancer) derive() ([]string, error) {
 		return nil, fmt.Errorf("%w: %s", ErrServiceNotFound, in.cfg.Service)
 	}
 	instances := make([]string, 0, len(tasks))
-	unknown := 0
+	unknown, starting := 0, 0
 	for _, t := range tasks {
-		if t.Health == HealthUnknown {
+		switch t.Health {
+		case HealthUnknown:
 			unknown++
+		case HealthStarting:
+			starting++
 		}
 		if t.Health != HealthPassing || t.Address == "" {
 			continue
@@ -495,6 +502,9 @@ func (in *Instancer) derive() ([]string, error) {
 	}
 	if len(tasks) > 0 && unknown == len(tasks) {
 		return nil, fmt.Errorf("%w: every task of %s is in health unknown", ErrStale, in.cfg.Service)
+	}
+	if len(tasks) > 0 && unknown+starting == len(tasks) {
+		return nil, fmt.Errorf("%w: %s", ErrNoVerdict, in.cfg.Service)
 	}
 	sort.Strings(instances)
 	if s := in.cfg.Subset; s != nil {

@@ -603,3 +603,37 @@ func TestInstancerSubset(t *testing.T) {
 	all := []string{"10.0.1.10:6767", "10.0.1.7:6767", "10.0.1.8:6767", "10.0.1.9:6767"}
 	wantSet(t, next(t, ch), false, Subset(all, 3, 2)...)
 }
+
+// TestNoVerdictKeepsTheSet: a watcher that has just started lists the tasks
+// before probing them ("starting"); the Instancer must not publish an empty
+// set for it (the edge would answer 502 until the first probes).
+func TestNoVerdictKeepsTheSet(t *testing.T) {
+	fw := newFakeWatcher(t)
+	f1, f2 := newFeed(), newFeed()
+	fw.feeds <- f1
+	f1.event("snapshot", []Service{svc("goblog_accountservice",
+		task("a", "10.0.1.7", HealthPassing), task("b", "10.0.1.8", HealthPassing))})
+	_, ch := start(t, testConfig(fw, &sleeps{}))
+	wantSet(t, next(t, ch), false, "10.0.1.7:6767", "10.0.1.8:6767")
+
+	// The watcher restarts: its first view has the tasks, not yet probed.
+	fw.feeds <- f2
+	f1.end()
+	wantSet(t, next(t, ch), true, "10.0.1.7:6767", "10.0.1.8:6767") // the cut
+	f2.event("snapshot", []Service{svc("goblog_accountservice",
+		task("a", "10.0.1.7", HealthStarting), task("b", "10.0.1.8", HealthStarting))})
+	ev := next(t, ch)
+	wantSet(t, ev, true, "10.0.1.7:6767", "10.0.1.8:6767")
+	if !errors.Is(ev.Err, ErrNoVerdict) {
+		t.Fatalf("err = %v, want ErrNoVerdict", ev.Err)
+	}
+	a := task("a", "10.0.1.7", HealthPassing)
+	f2.event(EventHealthChanged, Change{Type: EventHealthChanged, Service: "goblog_accountservice", Task: &a})
+	wantSet(t, next(t, ch), false, "10.0.1.7:6767")
+	// Once a verdict exists, a task that is only starting is simply left out.
+	c := task("c", "10.0.1.9", HealthStarting)
+	f2.event(EventTaskAdded, Change{Type: EventTaskAdded, Service: "goblog_accountservice", Task: &c})
+	a.Health = HealthCritical
+	f2.event(EventHealthChanged, Change{Type: EventHealthChanged, Service: "goblog_accountservice", Task: &a})
+	wantSet(t, next(t, ch), false)
+}
