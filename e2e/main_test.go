@@ -3,8 +3,9 @@
 // Package e2e drives the real stack on the real Docker engine in swarm mode.
 //
 // TestMain deploys the stack once with ./copyall.sh, runs every test, then
-// leaves the engine as it found it: the stack is removed, and the swarm is left
-// only if TestMain created it (GOBLOG_E2E_KEEP=1 keeps both, for debugging).
+// leaves the engine as it found it: a stack it deployed is removed (one that
+// was already there stays), and the swarm is left only if TestMain created it
+// (GOBLOG_E2E_KEEP=1 keeps both, for debugging).
 // Each test leaves the stack as it found it (one replica per service, all
 // healthy), so tests can run in any order. Tests that change swarm state take
 // no lock themselves: run the package under `flock /tmp/goblog-docker.lock`
@@ -62,8 +63,10 @@ func runMain(m *testing.M) int {
 	} else if strings.TrimSpace(string(out)) != "active" {
 		createdSwarm = true
 	}
-	keep := os.Getenv("GOBLOG_E2E_KEEP") == "1"
-	if !keep {
+	// A stack that was deployed before the run stays deployed (rolled to this
+	// build); one the run deployed is removed.
+	stackExisted := exec.Command("docker", "network", "inspect", Stack+"_net").Run() == nil
+	if os.Getenv("GOBLOG_E2E_KEEP") != "1" && !stackExisted {
 		defer teardown()
 	}
 
