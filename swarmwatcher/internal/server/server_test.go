@@ -338,3 +338,32 @@ func TestSlowEventClientNeverBlocksTheWatcher(t *testing.T) {
 		t.Fatal("the handler did not end after its client was dropped")
 	}
 }
+
+// The stream outlives the server's WriteTimeout: each write extends its own
+// deadline.
+func TestEventStreamOutlivesServerTimeouts(t *testing.T) {
+	d := &fakeDisc{snap: snapshot(task("t1", "10.0.1.7", 1))}
+	w := newWatcher(t, d)
+	_ = w.Refresh(context.Background())
+	srv := httptest.NewUnstartedServer(Handler(Config{Keepalive: 20 * time.Millisecond, WriteWait: time.Second}, w))
+	srv.Config.WriteTimeout = 100 * time.Millisecond
+	srv.Config.ReadTimeout = 100 * time.Millisecond
+	srv.Start()
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/api/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	start := time.Now()
+	keepalives := 0
+	for time.Since(start) < 500*time.Millisecond {
+		if ev := readEvent(t, r); ev.event == "comment: keepalive" {
+			keepalives++
+		}
+	}
+	if keepalives < 5 {
+		t.Errorf("%d keepalives in 500ms", keepalives)
+	}
+}
