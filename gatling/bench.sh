@@ -189,14 +189,15 @@ runner() {
 		die "$name: gatling-runner failed, see $run/$name.txt"
 }
 
-# sample_stats FILE DELAY DURATION: docker stats of accountservice, in the background
+# sample_stats FILE DELAY DURATION: docker stats of the stack's containers
+# (accountservice and what it shares the machine with), in the background
 sample_stats() {
 	local file=$1 delay=$2 dur=$3
 	(
 		sleep "$delay"
 		end=$((SECONDS + dur))
 		while ((SECONDS < end)); do
-			mapfile -t ids < <(containers "$stack_svc")
+			mapfile -t ids < <(docker ps -q --filter label=com.docker.stack.namespace=goblog)
 			((${#ids[@]} > 0)) && { docker stats --no-stream --format '{{json .}}' "${ids[@]}" >>"$file" 2>/dev/null || true; }
 		done
 	) &
@@ -208,6 +209,7 @@ sample_stats() {
 tutorial() {
 	local name=$1
 	log "$name: $users users, ramp $ramp, hold $hold, pause $pause through $base ($(containers "$stack_svc" | wc -l) replica(s))"
+	echo "loadavg_before_$name=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$run/meta.txt"
 	sample_stats "$run/$name-dockerstats.jsonl" $((ramp_s + 2)) $((hold_s > 6 ? hold_s - 6 : 1))
 	"$run/bin/gatling" -baseUrl "$base" -users "$users" -ramp "$ramp" -duration "$hold" -pause "$pause" -quiet -out "$run/$name" >"$run/$name.txt"
 	wait "$sampler" || true

@@ -182,12 +182,15 @@ func TestBuildAndMarkdown(t *testing.T) {
 	if len(res.Problems) == 0 || !strings.Contains(strings.Join(res.Problems, "\n"), "P2 replicas") {
 		t.Errorf("problems %v: want the missing P2 docker stats named", res.Problems)
 	}
+	if len(res.Stack) != 2 || res.Stack[0].Phase != "P3" || res.Stack[0].Name != "goblog_accountservice.1.t1" {
+		t.Errorf("stack usage %+v: want P3's two sampled containers", res.Stack)
+	}
 	var b bytes.Buffer
 	if err := Markdown(&b, res); err != nil {
 		t.Fatal(err)
 	}
 	md := b.String()
-	for _, want := range []string{"# goblog benchmark 2026-11-22T12:00:00Z", "- mode: dnsrr", "| P1 |", "| P10 |", "## accountservice replicas", "goblog_accountservice.1.t1", "## images (P10)", "## not measured"} {
+	for _, want := range []string{"# goblog benchmark 2026-11-22T12:00:00Z", "- mode: dnsrr", "| P1 |", "| P10 |", "## accountservice replicas", "goblog_accountservice.1.t1", "## images (P10)", "## stack containers during the holds", "## not measured"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}

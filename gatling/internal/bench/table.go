@@ -57,9 +57,17 @@ type Results struct {
 	Meta     map[string]string
 	Rows     []Row
 	Replicas []Replica
+	// Stack is every stack container's use during the P2 and P3 holds.
+	Stack    []PhaseUsage
 	Images   []Image
 	Healthy  []StartToHealthy
 	Problems []string // what could not be read
+}
+
+// PhaseUsage is one container's resource use during a phase's hold.
+type PhaseUsage struct {
+	Phase string
+	Usage
 }
 
 // Build reads a run directory. Missing or broken parts become rows that
@@ -109,11 +117,14 @@ func Build(dir string) Results {
 			Goal:  "≥ 990 req/s, 0 KO, p99 < 5 ms", Met: yesNo(ok),
 			Detail: fmt.Sprintf("%d users, ramp %gs, hold %gs, pause %gs; %d requests; max %.1f ms; generator %.0f %% of a core%s",
 				s.Run.Users, s.Run.RampS, s.Run.HoldS, s.Run.PauseS, s.Requests.Total, s.LatencyMs.Max, s.Generator.CPUPercent, errorsText(s))})
-		reps, err := replicas(ph.id, s, rate, filepath.Join(dir, ph.dstats), filepath.Join(dir, ph.containers))
+		reps, usage, err := replicas(ph.id, s, rate, filepath.Join(dir, ph.dstats), filepath.Join(dir, ph.containers))
 		if err != nil {
 			problem(ph.id+" replicas", err)
 		}
 		res.Replicas = append(res.Replicas, reps...)
+		for _, u := range usage {
+			res.Stack = append(res.Stack, PhaseUsage{Phase: ph.id, Usage: u})
+		}
 	}
 	var p3reps []Replica
 	for _, r := range res.Replicas {
@@ -225,7 +236,9 @@ func holdRate(s report.Stats) float64 {
 	return sum / float64(n)
 }
 
-func replicas(phase string, s report.Stats, rate float64, dstatsPath, containersPath string) ([]Replica, error) {
+// replicas joins a phase's servedBy counts with the accountservice
+// containers' stats; it also returns every sampled container's use, by name.
+func replicas(phase string, s report.Stats, rate float64, dstatsPath, containersPath string) ([]Replica, []Usage, error) {
 	var errs []error
 	usage := map[string]Usage{}
 	if f, err := os.Open(dstatsPath); err != nil {
@@ -263,7 +276,12 @@ func replicas(phase string, s report.Stats, rate float64, dstatsPath, containers
 		}
 		out = append(out, r)
 	}
-	return out, errors.Join(errs...)
+	all := make([]Usage, 0, len(usage))
+	for _, u := range usage {
+		all = append(all, u)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].Name < all[j].Name })
+	return out, all, errors.Join(errs...)
 }
 
 func readWrk(path string) (Wrk, error) {
@@ -344,6 +362,12 @@ func Markdown(w io.Writer, r Results) error {
 		fmt.Fprintln(bw, "\n## accountservice replicas (P2, P3/P4)\n\n| phase | servedBy | container | responses | share | req/s (hold) | CPU % of a core (mean) | memory MiB (peak) | stats samples |\n|---|---|---|---|---|---|---|---|---|")
 		for _, x := range r.Replicas {
 			fmt.Fprintf(bw, "| %s | %s | %s | %d | %.1f %% | %.0f | %.1f | %.1f | %d |\n", x.Phase, cell(x.ServedBy), cell(x.Container), x.Count, x.Share, x.ReqPerSec, x.CPUPercent, x.MemMiB, x.Samples)
+		}
+	}
+	if len(r.Stack) > 0 {
+		fmt.Fprintln(bw, "\n## stack containers during the holds (docker stats)\n\n| phase | container | CPU % of a core (mean) | memory MiB (peak) | samples |\n|---|---|---|---|---|")
+		for _, u := range r.Stack {
+			fmt.Fprintf(bw, "| %s | %s | %.1f | %.1f | %d |\n", u.Phase, cell(u.Name), u.CPUPercent, u.MemMiB, u.Samples)
 		}
 	}
 	if len(r.Images) > 0 {
