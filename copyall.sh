@@ -3,7 +3,6 @@
 #
 # Honours DOCKER_HOST (and the usual DOCKER_* variables) like the docker CLI does.
 set -euo pipefail
-export DOCKER_BUILDKIT=0 # the legacy builder is what this engine has; say so to silence its notice
 
 usage() {
   cat <<'EOF'
@@ -18,7 +17,7 @@ Re-running it is a rolling update of the services whose image changed, not a tea
                         dnsrr (DNS round robin + ports bound on the node). Default: vip when the
                         engine's kernel has IPVS, else dnsrr; the choice and its reason are printed.
   --build-only          build binaries and images, do not deploy
-  --timeout SECONDS     how long to wait for the stack to converge (default 180)
+  --timeout SECONDS     how long to wait for the stack to converge (default 180; 900 in the lab)
   -h, --help            this help
 EOF
 }
@@ -28,14 +27,15 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 mode=""
 build_only=0
 timeout=180
+timeout_given=0
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --endpoint-mode) mode=${2:-}; shift 2 ;;
     --endpoint-mode=*) mode=${1#*=}; shift ;;
     --build-only) build_only=1; shift ;;
-    --timeout) timeout=${2:-}; shift 2 ;;
-    --timeout=*) timeout=${1#*=}; shift ;;
+    --timeout) timeout=${2:-}; timeout_given=1; shift 2 ;;
+    --timeout=*) timeout=${1#*=}; timeout_given=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; echo "copyall.sh: unknown argument: $1" >&2; exit 2 ;;
   esac
@@ -68,7 +68,8 @@ build_image() {
   [[ -x "build/bin/$name" ]] || die "$dockerfile: no binary build/bin/$name (expected ./.../cmd/$name)"
   rm -rf "$ctx" && mkdir -p "$ctx/data"
   ln -f "build/bin/$name" "build/bin/healthchecker" "$ctx/" 2>/dev/null || cp "build/bin/$name" "build/bin/healthchecker" "$ctx/"
-  docker build -q -t "goblog/$name:latest" -f "$dockerfile" "$ctx" >/dev/null || die "docker build of goblog/$name failed"
+  local log
+  log=$(docker build -q -t "goblog/$name:latest" -f "$dockerfile" "$ctx" 2>&1) || die "docker build of goblog/$name failed: $log"
   local id
   id=$(docker image inspect --format '{{.Id}}' "goblog/$name:latest")
   id=${id#sha256:}
@@ -100,10 +101,52 @@ if [[ "$state" != active ]]; then
 fi
 [[ "$(docker info --format '{{.Swarm.ControlAvailable}}')" == true ]] || die "this engine is a swarm worker; point DOCKER_HOST at a manager"
 
+# --- lab --------------------------------------------------------------------------------------
+# The lab's engines (lab/README.md: qemu guests whose kernel has IPVS) carry the engine label
+# goblog.lab=true. Its nodes share no image store and there is no registry, so every image built
+# above (on this engine) is loaded into every other node's engine: node<i> at 127.0.0.1:(23750+i).
+# Tasks start slowly there (software emulation), so health checks get more time.
+lab=0
+engine_labels=$(docker info --format '{{range .Labels}}{{println .}}{{end}}')
+if grep -qx 'goblog.lab=true' <<<"$engine_labels"; then
+  lab=1
+  [[ $timeout_given -eq 1 ]] || timeout=900
+  export GOBLOG_HEALTH_INTERVAL=${GOBLOG_HEALTH_INTERVAL:-10s} GOBLOG_HEALTH_TIMEOUT=${GOBLOG_HEALTH_TIMEOUT:-10s}
+  export GOBLOG_HEALTH_START_PERIOD=${GOBLOG_HEALTH_START_PERIOD:-180s}
+  self=$(docker info --format '{{.Name}}')
+  mapfile -t lab_others < <(docker node ls --format '{{.Hostname}}' | grep -vx "$self" | sed -n 's/^node\([0-9][0-9]*\)$/\1/p' | sort -n)
+  if [[ ${#lab_others[@]} -gt 0 ]]; then
+    tags=()
+    for name in "${!image_ids[@]}"; do tags+=("goblog/$name:latest" "goblog/$name:${image_ids[$name]}"); done
+    images_tar=$(mktemp "${TMPDIR:-/tmp}/goblog-images.XXXXXX")
+    trap 'rm -f "$images_tar"' EXIT
+    docker save -o "$images_tar" "${tags[@]}" || die "lab: docker save of the images failed"
+    for i in "${lab_others[@]}"; do
+      say "lab: loading ${#image_ids[@]} images into node$i (tcp://127.0.0.1:$((23750 + i)))"
+      docker -H "tcp://127.0.0.1:$((23750 + i))" load -q -i "$images_tar" >/dev/null ||
+        die "lab: docker load into node$i (tcp://127.0.0.1:$((23750 + i))) failed; is it up? (lab/status)"
+    done
+    rm -f "$images_tar"
+  fi
+  # The broker's image is not built above (rabbitmq/build-image.sh makes it from Debian's
+  # packages, slow in a guest): copy it from this machine's own engine when it has it.
+  rabbit_image=${GOBLOG_RABBITMQ_IMAGE:-goblog/rabbitmq:latest}
+  if ! docker image inspect "$rabbit_image" >/dev/null 2>&1 &&
+    docker -H unix:///var/run/docker.sock image inspect "$rabbit_image" >/dev/null 2>&1; then
+    say "lab: copying $rabbit_image from this machine's engine into $self"
+    docker -H unix:///var/run/docker.sock save "$rabbit_image" | docker load -q >/dev/null ||
+      die "lab: copying $rabbit_image into $self failed"
+  fi
+fi
+
+# The stack's RabbitMQ is not a Go binary: built from Debian's packages when missing (about a minute).
+[[ -n "${GOBLOG_RABBITMQ_IMAGE:-}" ]] || "$ROOT/rabbitmq/build-image.sh" || die "building goblog/rabbitmq:latest failed (rabbitmq/build-image.sh)"
+
 # --- endpoint mode ----------------------------------------------------------------------------
 # vip needs IPVS in the kernel of the engine's host. For a local engine we read this kernel's
 # configuration; for a remote engine we cannot look, so vip (swarm's default) unless told.
 ipvs_reason() {
+  if [[ $lab -eq 1 ]]; then echo "the lab's guests (lab/) have IPVS"; return 0; fi
   if [[ -n "${DOCKER_HOST:-}" && "${DOCKER_HOST}" != unix://* ]]; then
     echo "remote engine ${DOCKER_HOST}: assuming its kernel has IPVS (swarm's default)"; return 0
   fi
@@ -150,23 +193,34 @@ say "deploying stack $STACK ($mode mode)"
 docker stack deploy --resolve-image never --prune -c docker-stack.yml "$STACK" >&2 || die "docker stack deploy failed"
 
 # --- wait until converged ---------------------------------------------------------------------
-# A service has converged when running == desired replicas (with a HEALTHCHECK, swarm counts a
-# task as running only once it is healthy) and no update is in progress.
+# A service has converged when as many tasks run as desired (with a HEALTHCHECK, swarm counts a
+# task as running only once it is healthy), every one of them runs the image the spec names (so a
+# rolling update that swarm has not started yet is not mistaken for done), and no update is in
+# progress.
+service_status() { # prints "<running>/<desired> <ok|wait> [(update state)]"
+  local svc=$1 image desired update running=0 stale=0 img state verdict=ok
+  image=$(docker service inspect --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}' "$svc" 2>/dev/null) || { echo "?/? wait"; return; }
+  desired=$(docker service inspect --format '{{if .Spec.Mode.Replicated}}{{.Spec.Mode.Replicated.Replicas}}{{else}}-1{{end}}' "$svc")
+  update=$(docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}' "$svc")
+  while read -r img state; do
+    [[ -n "$img" && "$state" == Running ]] || continue
+    running=$((running + 1))
+    [[ "$img" == "${image%%@*}" ]] || stale=$((stale + 1))
+  done < <(docker service ps --filter desired-state=running --format '{{.Image}} {{.CurrentState}}' "$svc" 2>/dev/null)
+  [[ "$desired" != -1 ]] || desired=$running
+  if [[ $running -ne $desired || $stale -gt 0 || "$update" == updating || "$update" == rollback_started ]]; then verdict="wait"; fi
+  echo "$running/$desired $verdict${update:+ ($update)}"
+}
 deadline=$((SECONDS + timeout))
 last_line=""
 while :; do
   pending=()
   line=""
-  while read -r svc replicas; do
-    running=${replicas%%/*}
-    desired=${replicas#*/}
-    desired=${desired%% *}
-    update=$(docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}' "$svc" 2>/dev/null || true)
-    line+=" ${svc#"${STACK}"_}=$running/$desired${update:+($update)}"
-    if [[ "$running" != "$desired" || "$update" == updating || "$update" == rollback_started ]]; then
-      pending+=("$svc")
-    fi
-  done < <(docker service ls --filter "label=com.docker.stack.namespace=$STACK" --format '{{.Name}} {{.Replicas}}')
+  while read -r svc; do
+    read -r replicas verdict update < <(service_status "$svc")
+    line+=" ${svc#"${STACK}"_}=$replicas${update:+$update}"
+    [[ "$verdict" == ok ]] || pending+=("$svc")
+  done < <(docker service ls --filter "label=com.docker.stack.namespace=$STACK" --format '{{.Name}}')
   if [[ ${#pending[@]} -eq 0 && -n "$line" ]]; then
     say "converged:$line"
     break
@@ -175,7 +229,7 @@ while :; do
   if (( SECONDS >= deadline )); then
     for svc in "${pending[@]}"; do
       say "service $svc did not converge; its latest tasks:"
-      docker service ps --no-trunc --format '  {{.Name}} {{.CurrentState}} {{.Error}}' "$svc" 2>&1 | head -n 5 >&2
+      docker service ps --no-trunc --format '  {{.Name}} {{.Image}} {{.CurrentState}} {{.Error}}' "$svc" 2>&1 | head -n 5 >&2
     done
     die "the stack did not converge within ${timeout}s (services: ${pending[*]})"
   fi
@@ -184,7 +238,7 @@ done
 
 # Best-effort clean-up of older image tags no container uses (docker refuses those in use).
 for name in "${!image_ids[@]}"; do
-  docker image ls --format '{{.Tag}}' "goblog/$name" | grep -vxE "latest|${image_ids[$name]}" | while read -r tag; do
+  docker image ls --format '{{.Tag}}' "goblog/$name" | { grep -vxE "latest|${image_ids[$name]}" || true; } | while read -r tag; do
     docker rmi "goblog/$name:$tag" >/dev/null 2>&1 || true
   done
 done
