@@ -124,10 +124,14 @@ func (p *Publisher) Run(ctx context.Context) error {
 	for {
 		conn, ch, err := dialConfirm(ctx, p.cfg.URL, p.cfg.ConfirmTimeout)
 		if err == nil {
+			before := p.published.Load()
 			err = p.session(ctx, conn, ch, log)
-			b.reset()
 			if err == nil {
 				return nil
+			}
+			if p.published.Load() != before {
+				b.reset()
+				failing = false // it was publishing: this is a new outage, say so
 			}
 		}
 		if ctx.Err() != nil {
