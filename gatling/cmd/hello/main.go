@@ -29,7 +29,8 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, addr string, log *slog.Logger) error {
+// newMux is the whole service: /health for the HEALTHCHECK, hello for the rest.
+func newMux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -39,9 +40,13 @@ func run(ctx context.Context, addr string, log *slog.Logger) error {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprint(w, "Hello, world\n")
 	})
+	return mux
+}
+
+func run(ctx context.Context, addr string, log *slog.Logger) error {
 	srv := &http.Server{
 		Addr:              addr,
-		Handler:           mux,
+		Handler:           newMux(),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
