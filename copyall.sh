@@ -111,8 +111,8 @@ engine_labels=$(docker info --format '{{range .Labels}}{{println .}}{{end}}')
 if grep -qx 'goblog.lab=true' <<<"$engine_labels"; then
   lab=1
   [[ $timeout_given -eq 1 ]] || timeout=900
-  export GOBLOG_HEALTH_INTERVAL=${GOBLOG_HEALTH_INTERVAL:-10s} GOBLOG_HEALTH_TIMEOUT=${GOBLOG_HEALTH_TIMEOUT:-10s}
-  export GOBLOG_HEALTH_START_PERIOD=${GOBLOG_HEALTH_START_PERIOD:-180s}
+  export GOBLOG_HEALTH_INTERVAL=${GOBLOG_HEALTH_INTERVAL:-30s} GOBLOG_HEALTH_TIMEOUT=${GOBLOG_HEALTH_TIMEOUT:-30s}
+  export GOBLOG_HEALTH_START_PERIOD=${GOBLOG_HEALTH_START_PERIOD:-300s}
   self=$(docker info --format '{{.Name}}')
   mapfile -t lab_others < <(docker node ls --format '{{.Hostname}}' | grep -vx "$self" | sed -n 's/^node\([0-9][0-9]*\)$/\1/p' | sort -n)
   if [[ ${#lab_others[@]} -gt 0 ]]; then
@@ -202,7 +202,7 @@ service_status() { # prints "<running>/<desired> <ok|wait> [(update state)]"
   image=$(docker service inspect --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}' "$svc" 2>/dev/null) || { echo "?/? wait"; return; }
   desired=$(docker service inspect --format '{{if .Spec.Mode.Replicated}}{{.Spec.Mode.Replicated.Replicas}}{{else}}-1{{end}}' "$svc")
   update=$(docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}' "$svc")
-  while read -r img state; do
+  while read -r img state _; do
     [[ -n "$img" && "$state" == Running ]] || continue
     running=$((running + 1))
     [[ "$img" == "${image%%@*}" ]] || stale=$((stale + 1))
