@@ -263,6 +263,7 @@ func TestWatcherConvergesAfterScale(t *testing.T) {
 
 	added := map[string]time.Time{}   // task ID -> task-added arrival
 	removed := map[string]time.Time{} // task ID -> task-removed arrival
+	draining := map[string]time.Time{} // task ID -> health-changed to draining arrival
 	collect := func(until func() bool, timeout time.Duration) {
 		deadline := time.After(timeout)
 		for !until() {
@@ -271,7 +272,7 @@ func TestWatcherConvergesAfterScale(t *testing.T) {
 				if !ok {
 					t.Fatal("event stream ended")
 				}
-				if ev.Event != "task-added" && ev.Event != "task-removed" {
+				if ev.Event != "task-added" && ev.Event != "task-removed" && ev.Event != "health-changed" {
 					continue
 				}
 				var c swChange
@@ -281,10 +282,13 @@ func TestWatcherConvergesAfterScale(t *testing.T) {
 				if c.Service != svc {
 					continue
 				}
-				if ev.Event == "task-added" {
+				switch {
+				case ev.Event == "task-added":
 					added[c.Task.ID] = ev.At
-				} else {
+				case ev.Event == "task-removed":
 					removed[c.Task.ID] = ev.At
+				case c.Task.Health == "draining":
+					draining[c.Task.ID] = ev.At
 				}
 			case <-deadline:
 				t.Fatalf("events not seen within %s: added %v removed %v", timeout, added, removed)
@@ -331,10 +335,23 @@ func TestWatcherConvergesAfterScale(t *testing.T) {
 	times = engineTimes(t, ids)
 	lags = lags[:0]
 	for _, id := range ids {
-		lags = append(lags, fmt.Sprintf("%s %s (engine: %s)", id[:12], removed[id].Sub(times[id].At).Round(time.Millisecond), times[id].State))
+		d := "never draining"
+		if at, ok := draining[id]; ok {
+			d = "draining " + at.Sub(start).Round(time.Millisecond).String() + " after the scale"
+		}
+		lags = append(lags, fmt.Sprintf("%s %s, removed %s after the engine's last state change (%s)",
+			id[:12], d, removed[id].Sub(times[id].At).Round(time.Millisecond), times[id].State))
 	}
-	t.Logf("figure: scale 3->1: both tasks gone from the event stream %s after `docker service scale`; lag after the engine's last state change: %s",
-		downSeen.Round(time.Millisecond), strings.Join(lags, ", "))
+	t.Logf("figure: scale 3->1: both tasks gone from the event stream %s after `docker service scale`; %s",
+		downSeen.Round(time.Millisecond), strings.Join(lags, "; "))
+	for _, id := range ids {
+		if _, ok := draining[id]; !ok {
+			t.Errorf("task %s left without being reported draining while it stopped", id)
+		}
+		if st := times[id].State; st == "running" {
+			t.Errorf("task %s reported removed while the engine still has it running", id)
+		}
+	}
 	kept := 0
 	for _, b := range before {
 		if _, gone := removed[b.ID]; !gone {

@@ -155,10 +155,13 @@ func (d *Discovery) Refresh(ctx context.Context) (Snapshot, error) {
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("list services: %w", err)
 	}
-	// Desired running, and desired shutdown but still running (draining).
+	// Desired running, and still running although swarm wants them gone
+	// (draining): desired shutdown (replaced by an update) or remove
+	// (scaled down).
 	tf := filters.NewArgs(
 		filters.Arg("desired-state", string(swarm.TaskStateRunning)),
 		filters.Arg("desired-state", string(swarm.TaskStateShutdown)),
+		filters.Arg("desired-state", string(swarm.TaskStateRemove)),
 	)
 	tasks, err := call(ctx, d.cfg.CallTimeout, func(ctx context.Context) ([]swarm.Task, error) {
 		return d.api.TaskList(ctx, swarm.TaskListOptions{Filters: tf})
@@ -323,9 +326,6 @@ func build(services []swarm.Service, tasks []swarm.Task, nodes []swarm.Node, wat
 	byService := make(map[string][]Task)
 	for _, t := range tasks {
 		if t.Status.State != swarm.TaskStateRunning {
-			continue
-		}
-		if t.DesiredState != swarm.TaskStateRunning && t.DesiredState != swarm.TaskStateShutdown {
 			continue
 		}
 		byService[t.ServiceID] = append(byService[t.ServiceID], toTask(t, nodeName, watched))

@@ -52,7 +52,7 @@ func TestRefreshFromFixtures(t *testing.T) {
 
 	acc := findService(t, snap, "goblog_accountservice")
 	if acc.Desired != 3 || acc.Running != 2 {
-		t.Errorf("accountservice replicas desired/running = %d/%d, want 3/2 (draining task not counted)", acc.Desired, acc.Running)
+		t.Errorf("accountservice replicas desired/running = %d/%d, want 3/2 (draining tasks not counted)", acc.Desired, acc.Running)
 	}
 	if acc.ProbePort != 6767 || acc.ProbePath != "/health" || acc.EndpointMode != "dnsrr" {
 		t.Errorf("accountservice probe %d %q mode %q", acc.ProbePort, acc.ProbePath, acc.EndpointMode)
@@ -66,6 +66,7 @@ func TestRefreshFromFixtures(t *testing.T) {
 		{"acc1task000000000000000000", "10.0.1.7", "swarm-1", "running", 1, false},
 		{"acc2task000000000000000000", "10.0.1.8", "swarm-1", "running", 2, false},
 		{"acc3oldtask00000000000000", "10.0.1.10", "swarm-1", "shutdown", 3, true},
+		{"acc4scaleddown00000000000", "10.0.1.14", "swarm-1", "remove", 4, true},
 	}
 	if len(acc.Tasks) != len(wants) {
 		t.Fatalf("accountservice tasks = %+v, want %d (starting and exited tasks left out)", acc.Tasks, len(wants))
@@ -131,8 +132,8 @@ func TestRefreshFromFixtures(t *testing.T) {
 	if q := e.query("/services"); q.Get("status") != "true" {
 		t.Errorf("services query %v lacks status=true", q)
 	}
-	if f := e.query("/tasks").Get("filters"); !strings.Contains(f, `"desired-state":{"running":true,"shutdown":true}`) {
-		t.Errorf("tasks filters = %s, want desired-state running and shutdown", f)
+	if f := e.query("/tasks").Get("filters"); !strings.Contains(f, `"desired-state":{"remove":true,"running":true,"shutdown":true}`) {
+		t.Errorf("tasks filters = %s, want desired-state running, shutdown and remove", f)
 	}
 	before := e.totalCalls()
 	if _, err := d.Refresh(context.Background()); err != nil {
