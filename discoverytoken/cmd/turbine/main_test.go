@@ -38,4 +38,3 @@ func TestRedact(t *testing.T) {
 		t.Errorf("redact(garbage) = %q", got)
 	}
 }
-
