@@ -255,6 +255,49 @@ func engineTimes(t *testing.T, ids []string) map[string]struct {
 	return out
 }
 
+// watchDies follows the engine's container die events (the daemon keeps too
+// few past events to ask afterwards) and returns a func that reports, per
+// swarm task ID, when its container died, by the engine's clock.
+func watchDies(t *testing.T) func() map[string]time.Time {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, "docker", "events", "--filter", "type=container", "--filter", "event=die",
+		"--format", `{{.TimeNano}} {{index .Actor.Attributes "com.docker.swarm.task.id"}}`)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("docker events: %v", err)
+	}
+	var mu sync.Mutex
+	dies := map[string]time.Time{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			var nanos int64
+			var id string
+			if n, _ := fmt.Sscanf(sc.Text(), "%d %s", &nanos, &id); n == 2 {
+				mu.Lock()
+				dies[id] = time.Unix(0, nanos)
+				mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done; _ = cmd.Wait() })
+	return func() map[string]time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		c := make(map[string]time.Time, len(dies))
+		for k, v := range dies {
+			c[k] = v
+		}
+		return c
+	}
+}
+
 func TestWatcherConvergesAfterScale(t *testing.T) {
 	svc := Service("accountservice")
 	swWaitPassing(t, WatcherURL, svc, 1)
@@ -323,6 +366,7 @@ func TestWatcherConvergesAfterScale(t *testing.T) {
 
 	// Scale down: two tasks leave.
 	before := RunningTasks(t, "accountservice")
+	diesSoFar := watchDies(t)
 	start = time.Now()
 	Docker(t, "service", "scale", "--detach", svc+"=1")
 	collect(func() bool { return len(removed) >= 2 }, 3*time.Minute)
@@ -332,24 +376,41 @@ func TestWatcherConvergesAfterScale(t *testing.T) {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	times = engineTimes(t, ids)
+	// Scaled-down tasks are deleted from the engine once stopped; their
+	// containers' die events (labelled with the task ID) say when they stopped.
+	var dies map[string]time.Time
+	WaitFor(t, 30*time.Second, "die events of the removed tasks' containers", func() (bool, string) {
+		dies = diesSoFar()
+		n := 0
+		for _, id := range ids {
+			if _, ok := dies[id]; ok {
+				n++
+			}
+		}
+		return n == len(ids), fmt.Sprintf("%d of %d", n, len(ids))
+	})
 	lags = lags[:0]
 	for _, id := range ids {
 		d := "never draining"
 		if at, ok := draining[id]; ok {
 			d = "draining " + at.Sub(start).Round(time.Millisecond).String() + " after the scale"
 		}
-		lags = append(lags, fmt.Sprintf("%s %s, removed %s after the engine's last state change (%s)",
-			id[:12], d, removed[id].Sub(times[id].At).Round(time.Millisecond), times[id].State))
+		died, ok := dies[id]
+		if !ok {
+			t.Errorf("no die event for task %s's container", id)
+			continue
+		}
+		lag := removed[id].Sub(died)
+		lags = append(lags, fmt.Sprintf("%s %s, removed %s after its container died", id[:12], d, lag.Round(time.Millisecond)))
+		if lag < 0 {
+			t.Errorf("task %s reported removed %s before its container died", id, -lag)
+		}
 	}
 	t.Logf("figure: scale 3->1: both tasks gone from the event stream %s after `docker service scale`; %s",
 		downSeen.Round(time.Millisecond), strings.Join(lags, "; "))
 	for _, id := range ids {
 		if _, ok := draining[id]; !ok {
 			t.Errorf("task %s left without being reported draining while it stopped", id)
-		}
-		if st := times[id].State; st == "running" {
-			t.Errorf("task %s reported removed while the engine still has it running", id)
 		}
 	}
 	kept := 0

@@ -224,7 +224,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return disc.Watch(ctx, swarm.WatchConfig{ConnectTimeout: cfg.APITimeout, MinBackoff: 250 * time.Millisecond, MaxBackoff: 10 * time.Second}, trigger)
 	}
 	w, err := watch.New(watch.Config{
-		PollInterval: cfg.Interval, Debounce: cfg.Debounce, ProbeInterval: cfg.ProbeInterval,
+		PollInterval: cfg.Interval, TransitionPoll: 500 * time.Millisecond, Debounce: cfg.Debounce, ProbeInterval: cfg.ProbeInterval,
 		RetryMin: 250 * time.Millisecond, StaleAfter: 3 * cfg.Interval,
 		Thresholds: probe.Thresholds{Rise: cfg.Rise, Fall: cfg.Fall, History: cfg.History},
 		Logger:     log, Metrics: watch.NewMetrics(reg),

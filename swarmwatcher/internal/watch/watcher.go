@@ -37,6 +37,11 @@ var (
 type Config struct {
 	// PollInterval is the backstop re-list period (events do most work).
 	PollInterval time.Duration
+	// TransitionPoll is the re-list period while tasks are in transition
+	// (draining, or fewer running than desired): swarm has no task events,
+	// and the manager records a stopped or started task a moment after the
+	// container event that triggered the last re-list. 0 means PollInterval.
+	TransitionPoll time.Duration
 	// Debounce coalesces a burst of engine events into one re-list.
 	Debounce time.Duration
 	// ProbeInterval is the period of probe rounds.
@@ -102,6 +107,7 @@ type Watcher struct {
 	status   Status
 	lastOK   time.Time
 	view     []Service // published; never modified after publication
+	moving   bool      // tasks in transition in the last snapshot
 	seq      uint64
 	subs     map[*Subscription]struct{}
 }
@@ -188,6 +194,9 @@ func (w *Watcher) refreshLoop(ctx context.Context) {
 			retry = min(2*retry, w.cfg.PollInterval)
 		} else {
 			retry = w.cfg.RetryMin
+			if w.inTransition() && w.cfg.TransitionPoll > 0 {
+				next = min(next, w.cfg.TransitionPoll)
+			}
 		}
 		poll.Reset(next)
 	}
@@ -241,9 +250,16 @@ func (w *Watcher) Refresh(ctx context.Context) error {
 	w.snap, w.lastOK = snap, now
 	present := map[string]bool{}
 	fresh := false
+	w.moving = false
 	for _, s := range snap.Services {
+		if s.Running < s.Desired {
+			w.moving = true
+		}
 		for _, t := range s.Tasks {
 			present[t.ID] = true
+			if t.Draining() {
+				w.moving = true
+			}
 			if s.ProbePort > 0 && t.Address != "" && !t.Draining() && w.trackers[t.ID] == nil {
 				w.trackers[t.ID] = probe.NewTracker(w.cfg.Thresholds)
 				fresh = true
@@ -267,6 +283,13 @@ func (w *Watcher) Refresh(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// inTransition reports whether the last snapshot had tasks on the move.
+func (w *Watcher) inTransition() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.moving
 }
 
 // Probe runs one probe round: every probe-able task, or with onlyNew the

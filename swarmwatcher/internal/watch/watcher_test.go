@@ -561,3 +561,28 @@ func indexOf(list []string, s string) int {
 	return -1
 }
 
+
+func TestRunPollsFastWhileTasksMove(t *testing.T) {
+	c := &clock{now: time.Now()}
+	// baseSnapshot has a draining task (q0): the swarm is in transition.
+	disc := &fakeDisc{snap: baseSnapshot(), calls: make(chan struct{}, 100)}
+	w, err := New(Config{
+		PollInterval: time.Hour, TransitionPoll: time.Millisecond, Debounce: time.Millisecond, ProbeInterval: time.Hour,
+		RetryMin: time.Millisecond, StaleAfter: time.Hour, Thresholds: probe.Thresholds{Rise: 1, Fall: 2, History: 3}, Now: c.Now,
+	}, disc, &fakeChecker{outcome: map[string]probe.Outcome{}, clock: c}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = w.Run(ctx); close(done) }()
+	for i := range 3 {
+		select {
+		case <-disc.calls:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("re-list %d did not come (the poll is an hour away, no events)", i+1)
+		}
+	}
+	cancel()
+	<-done
+}
