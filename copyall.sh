@@ -113,6 +113,9 @@ if grep -qx 'goblog.lab=true' <<<"$engine_labels"; then
   [[ $timeout_given -eq 1 ]] || timeout=900
   export GOBLOG_HEALTH_INTERVAL=${GOBLOG_HEALTH_INTERVAL:-30s} GOBLOG_HEALTH_TIMEOUT=${GOBLOG_HEALTH_TIMEOUT:-30s}
   export GOBLOG_HEALTH_START_PERIOD=${GOBLOG_HEALTH_START_PERIOD:-300s}
+  # RabbitMQ and turbine are left out there (replicas 0) unless asked for: an Erlang VM and a
+  # restarting consumer drown a 2-vCPU software-emulated guest. GOBLOG_BROKER_REPLICAS=1 keeps them.
+  export GOBLOG_BROKER_REPLICAS=${GOBLOG_BROKER_REPLICAS:-0}
   self=$(docker info --format '{{.Name}}')
   mapfile -t lab_others < <(docker node ls --format '{{.Hostname}}' | grep -vx "$self" | sed -n 's/^node\([0-9][0-9]*\)$/\1/p' | sort -n)
   if [[ ${#lab_others[@]} -gt 0 ]]; then
@@ -131,7 +134,7 @@ if grep -qx 'goblog.lab=true' <<<"$engine_labels"; then
   # The broker's image is not built above (rabbitmq/build-image.sh makes it from Debian's
   # packages, slow in a guest): copy it from this machine's own engine when it has it.
   rabbit_image=${GOBLOG_RABBITMQ_IMAGE:-goblog/rabbitmq:latest}
-  if ! docker image inspect "$rabbit_image" >/dev/null 2>&1 &&
+  if [[ $GOBLOG_BROKER_REPLICAS != 0 ]] && ! docker image inspect "$rabbit_image" >/dev/null 2>&1 &&
     docker -H unix:///var/run/docker.sock image inspect "$rabbit_image" >/dev/null 2>&1; then
     say "lab: copying $rabbit_image from this machine's engine into $self"
     docker -H unix:///var/run/docker.sock save "$rabbit_image" | docker load -q >/dev/null ||
@@ -140,7 +143,7 @@ if grep -qx 'goblog.lab=true' <<<"$engine_labels"; then
 fi
 
 # The stack's RabbitMQ is not a Go binary: built from Debian's packages when missing (about a minute).
-[[ -n "${GOBLOG_RABBITMQ_IMAGE:-}" ]] || "$ROOT/rabbitmq/build-image.sh" || die "building goblog/rabbitmq:latest failed (rabbitmq/build-image.sh)"
+[[ -n "${GOBLOG_RABBITMQ_IMAGE:-}" || ${GOBLOG_BROKER_REPLICAS:-1} == 0 ]] || "$ROOT/rabbitmq/build-image.sh" || die "building goblog/rabbitmq:latest failed (rabbitmq/build-image.sh)"
 
 # --- endpoint mode ----------------------------------------------------------------------------
 # vip needs IPVS in the kernel of the engine's host. For a local engine we read this kernel's
