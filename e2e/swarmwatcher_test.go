@@ -27,6 +27,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
 )
 
 type swTask struct {
@@ -257,36 +260,38 @@ func engineTimes(t *testing.T, ids []string) map[string]struct {
 
 // watchDies follows the engine's container die events (the daemon keeps too
 // few past events to ask afterwards) and returns a func that reports, per
-// swarm task ID, when its container died, by the engine's clock.
+// swarm task ID, when its container died, by the engine's clock. The
+// subscription is live when watchDies returns.
 func watchDies(t *testing.T) func() map[string]time.Time {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, "docker", "events", "--filter", "type=container", "--filter", "event=die",
-		"--format", `{{.TimeNano}} {{index .Actor.Attributes "com.docker.swarm.task.id"}}`)
-	out, err := cmd.StdoutPipe()
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("docker events: %v", err)
-	}
+	ctx, cancel := context.WithCancel(context.Background())
+	msgs, errs := cli.Events(ctx, events.ListOptions{Filters: filters.NewArgs(
+		filters.Arg("type", string(events.ContainerEventType)), filters.Arg("event", "die"))})
 	var mu sync.Mutex
 	dies := map[string]time.Time{}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			var nanos int64
-			var id string
-			if n, _ := fmt.Sscanf(sc.Text(), "%d %s", &nanos, &id); n == 2 {
-				mu.Lock()
-				dies[id] = time.Unix(0, nanos)
-				mu.Unlock()
+		for {
+			select {
+			case m := <-msgs:
+				if id := m.Actor.Attributes["com.docker.swarm.task.id"]; id != "" {
+					mu.Lock()
+					dies[id] = time.Unix(0, m.TimeNano)
+					mu.Unlock()
+				}
+			case <-errs:
+				return
+			case <-ctx.Done():
+				return
 			}
 		}
 	}()
-	t.Cleanup(func() { cancel(); <-done; _ = cmd.Wait() })
+	t.Cleanup(func() { cancel(); <-done; _ = cli.Close() })
 	return func() map[string]time.Time {
 		mu.Lock()
 		defer mu.Unlock()
