@@ -309,8 +309,8 @@ func TestWatcherConvergesAfterScale(t *testing.T) {
 	events := swSubscribe(t, WatcherURL)
 	t.Cleanup(func() { Scale(t, "accountservice", 1) })
 
-	added := map[string]time.Time{}   // task ID -> task-added arrival
-	removed := map[string]time.Time{} // task ID -> task-removed arrival
+	added := map[string]time.Time{}    // task ID -> task-added arrival
+	removed := map[string]time.Time{}  // task ID -> task-removed arrival
 	draining := map[string]time.Time{} // task ID -> health-changed to draining arrival
 	collect := func(until func() bool, timeout time.Duration) {
 		deadline := time.After(timeout)
@@ -701,7 +701,7 @@ func TestWatcherPageInABrowser(t *testing.T) {
 	defer cancelTimeout()
 
 	eval := func(expr string) (string, error) {
-		return chromedp.Run(ctx, chromedp.Evaluate[string](`String(` + expr + `)`))
+		return chromedp.Run(ctx, chromedp.Evaluate[string](`String(`+expr+`)`))
 	}
 	apiTasks := func() int {
 		all, err := swServices(WatcherURL)

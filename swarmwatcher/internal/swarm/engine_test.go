@@ -45,10 +45,10 @@ func newFakeEngine(t testing.TB) *fakeEngine {
 		stop:    make(chan struct{}),
 	}
 	for path, file := range map[string]string{
-		"/services":                    "services.json",
-		"/tasks":                       "tasks.json",
-		"/nodes":                       "nodes.json",
-		"/networks":                    "networks.json",
+		"/services":                     "services.json",
+		"/tasks":                        "tasks.json",
+		"/nodes":                        "nodes.json",
+		"/networks":                     "networks.json",
 		"/containers/c0ffee123456/json": "container_c0ffee123456.json",
 	} {
 		e.setFile(path, file)

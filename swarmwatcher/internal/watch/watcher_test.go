@@ -561,7 +561,6 @@ func indexOf(list []string, s string) int {
 	return -1
 }
 
-
 func TestRunPollsFastWhileTasksMove(t *testing.T) {
 	c := &clock{now: time.Now()}
 	// baseSnapshot has a draining task (q0): the swarm is in transition.
