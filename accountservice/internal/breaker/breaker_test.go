@@ -59,7 +59,7 @@ func TestBreaker(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			fresh(t)
 			b := New(tt.fake, Config{Timeout: 50 * time.Millisecond, RequestVolume: 20})
-			for i := range 30 {
+			call := func(i int) {
 				q, err := b.Fetch(context.Background())
 				if err != nil {
 					t.Fatalf("call %d: error %v; the breaker must never fail", i, err)
@@ -68,11 +68,22 @@ func TestBreaker(t *testing.T) {
 					t.Fatalf("call %d: quote %q, want %q", i, q.Text, tt.want)
 				}
 			}
-			// With a volume threshold of 20 and 100% errors the circuit opens once hystrix-go
-			// has counted 20 calls (it counts asynchronously, so a call or two later).
+			for i := range 20 {
+				call(i)
+			}
+			// hystrix-go counts outcomes asynchronously: give it time to see the 20 calls
+			// (the volume threshold) before judging whether the circuit opened.
+			circuit, _, _ := hystrix.GetCircuit(Command)
+			deadline := time.Now().Add(5 * time.Second)
+			for tt.open && !circuit.IsOpen() && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			for i := 20; i < 30; i++ {
+				call(i)
+			}
 			got := tt.fake.calls.Load()
-			if tt.open && (got < 20 || got >= 30) {
-				t.Errorf("quotes-service called %d times of 30, want the circuit open after 20", got)
+			if tt.open && got != 20 {
+				t.Errorf("quotes-service called %d times of 30, want 20: the circuit open after 20 failures", got)
 			}
 			if !tt.open && got != 30 {
 				t.Errorf("quotes-service called %d times of 30, want all", got)
