@@ -55,8 +55,15 @@ docker info >/dev/null 2>&1 || die "cannot reach the Docker engine at ${DOCKER_H
 # Every ./<component>/cmd/<name> is a binary; all are built in one go build.
 mapfile -t mains < <(find . -path ./build -prune -o -path './lab/cache' -prune -o -path '*/cmd/*/main.go' -print | sed 's|/main.go$||' | sort)
 say "building ${#mains[@]} binaries (CGO_ENABLED=0)"
-rm -rf build/bin && mkdir -p build/bin
-CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o build/bin/ "${mains[@]}" || die "go build failed"
+# Each run builds in a folder of its own, so two runs (say, one for this engine and one for the
+# lab) never remove each other's binaries.
+mkdir -p build
+work=$(mktemp -d "$ROOT/build/run.XXXXXX")
+cleanup() { rm -rf "$work" "${images_tar:-}"; }
+trap cleanup EXIT
+bin="$work/bin"
+mkdir -p "$bin"
+CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$bin/" "${mains[@]}" || die "go build failed"
 
 # --- images -----------------------------------------------------------------------------------
 # <component>/Dockerfile makes goblog/<component> from binary <component>;
@@ -64,10 +71,10 @@ CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o build/bin/ "${mains[@]}" ||
 # Each build context holds exactly the binary, healthchecker and an empty data/.
 declare -A image_ids=()
 build_image() {
-  local name=$1 dockerfile=$2 ctx="build/ctx/$1"
-  [[ -x "build/bin/$name" ]] || die "$dockerfile: no binary build/bin/$name (expected ./.../cmd/$name)"
+  local name=$1 dockerfile=$2 ctx="$work/ctx/$1"
+  [[ -x "$bin/$name" ]] || die "$dockerfile: no binary $name was built (expected ./<component>/cmd/$name)"
   rm -rf "$ctx" && mkdir -p "$ctx/data"
-  ln -f "build/bin/$name" "build/bin/healthchecker" "$ctx/" 2>/dev/null || cp "build/bin/$name" "build/bin/healthchecker" "$ctx/"
+  ln -f "$bin/$name" "$bin/healthchecker" "$ctx/" 2>/dev/null || cp "$bin/$name" "$bin/healthchecker" "$ctx/"
   local log
   log=$(docker build -q -t "goblog/$name:latest" -f "$dockerfile" "$ctx" 2>&1) || die "docker build of goblog/$name failed: $log"
   local id
@@ -122,7 +129,6 @@ if grep -qx 'goblog.lab=true' <<<"$engine_labels"; then
     tags=()
     for name in "${!image_ids[@]}"; do tags+=("goblog/$name:latest" "goblog/$name:${image_ids[$name]}"); done
     images_tar=$(mktemp "${TMPDIR:-/tmp}/goblog-images.XXXXXX")
-    trap 'rm -f "$images_tar"' EXIT
     docker save -o "$images_tar" "${tags[@]}" || die "lab: docker save of the images failed"
     for i in "${lab_others[@]}"; do
       say "lab: loading ${#image_ids[@]} images into node$i (tcp://127.0.0.1:$((23750 + i)))"
