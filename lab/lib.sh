@@ -57,8 +57,11 @@ lab_ping() {
 	curl -fsS --max-time 3 "http://127.0.0.1:$(lab_engine_port "$1")/_ping" >/dev/null 2>&1
 }
 
-# lab_port_busy PORT: true when something listens on 127.0.0.1:PORT.
-lab_port_busy() { (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# lab_port_busy PORT: true when a socket of this machine holds local port PORT (a
+# listener, or an outgoing connection: 35672 and up are in the ephemeral range).
+lab_port_busy() {
+	[[ -n $(ss -Htan "( sport = :$1 )" 2>/dev/null) ]] || (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
 
 # lab_boot I CPUS MEM_MIB: start node I's qemu (daemonized) on its existing disk.
 # Its engine and every port in LAB_PORTS are forwarded to 127.0.0.1 only; the
