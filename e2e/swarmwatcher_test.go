@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -269,8 +270,13 @@ func watchDies(t *testing.T) func() map[string]time.Time {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	msgs, errs := cli.Events(ctx, events.ListOptions{Filters: filters.NewArgs(
-		filters.Arg("type", string(events.ContainerEventType)), filters.Arg("event", "die"))})
+	// The subscription is made asynchronously; replaying from a second ago makes sure a
+	// container that dies right after the caller's next step is not missed.
+	msgs, errs := cli.Events(ctx, events.ListOptions{
+		Since: strconv.FormatInt(time.Now().Add(-time.Second).Unix(), 10),
+		Filters: filters.NewArgs(
+			filters.Arg("type", string(events.ContainerEventType)), filters.Arg("event", "die")),
+	})
 	var mu sync.Mutex
 	dies := map[string]time.Time{}
 	done := make(chan struct{})
