@@ -313,7 +313,13 @@ func isNotFound(err error) bool {
 // cannot be addressed is kept with the reason.
 func build(services []swarm.Service, tasks []swarm.Task, nodes []swarm.Node, watched []netRef) Snapshot {
 	nodeName := make(map[string]string, len(nodes))
+	// A task on a node the swarm reports down is lost: its state is the last
+	// the manager heard, and swarm reschedules it elsewhere. It leaves the list.
+	nodeDown := make(map[string]bool)
 	for _, n := range nodes {
+		if n.Status.State == swarm.NodeStateDown || n.Status.State == swarm.NodeStateDisconnected {
+			nodeDown[n.ID] = true
+		}
 		name := n.Description.Hostname
 		if name == "" {
 			name = n.Spec.Name
@@ -325,7 +331,7 @@ func build(services []swarm.Service, tasks []swarm.Task, nodes []swarm.Node, wat
 	}
 	byService := make(map[string][]Task)
 	for _, t := range tasks {
-		if t.Status.State != swarm.TaskStateRunning {
+		if t.Status.State != swarm.TaskStateRunning || nodeDown[t.NodeID] {
 			continue
 		}
 		byService[t.ServiceID] = append(byService[t.ServiceID], toTask(t, nodeName, watched))

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/docker/docker/api/types/swarm"
 )
 
 func newDiscovery(t *testing.T, e *fakeEngine, cfg Config) *Discovery {
@@ -321,5 +323,33 @@ func TestRefreshRealEngineCapture(t *testing.T) {
 		if (s.ProbePort > 0) != probed {
 			t.Errorf("%s probe port %d", s.Name, s.ProbePort)
 		}
+	}
+}
+
+func TestTasksOnADownNodeAreGone(t *testing.T) {
+	running := func(id, node string) swarm.Task {
+		return swarm.Task{ID: id, ServiceID: "s1", NodeID: node, DesiredState: swarm.TaskStateRunning,
+			Status: swarm.TaskStatus{State: swarm.TaskStateRunning}}
+	}
+	lost := running("lost", "n2")
+	lost.DesiredState = swarm.TaskStateShutdown // swarm replaced it, but cannot hear from its node
+	services := []swarm.Service{{ID: "s1", Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "goblog_accountservice"}}}}
+	nodes := []swarm.Node{
+		{ID: "n1", Description: swarm.NodeDescription{Hostname: "node1"}, Status: swarm.NodeStatus{State: swarm.NodeStateReady}},
+		{ID: "n2", Description: swarm.NodeDescription{Hostname: "node2"}, Status: swarm.NodeStatus{State: swarm.NodeStateDown}},
+	}
+	snap := build(services, []swarm.Task{running("a", "n1"), lost, running("b", "n1")}, nodes, nil)
+	if len(snap.Services) != 1 {
+		t.Fatalf("services: %+v", snap.Services)
+	}
+	var ids []string
+	for _, task := range snap.Services[0].Tasks {
+		ids = append(ids, task.ID)
+	}
+	if len(ids) != 2 || ids[0] == "lost" || ids[1] == "lost" {
+		t.Fatalf("tasks %v: the task on the down node must be gone", ids)
+	}
+	if snap.Services[0].Running != 2 {
+		t.Fatalf("running %d, want 2", snap.Services[0].Running)
 	}
 }
