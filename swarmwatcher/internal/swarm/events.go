@@ -17,6 +17,9 @@ type WatchConfig struct {
 	ConnectTimeout time.Duration
 	// MinBackoff and MaxBackoff bound the wait between reconnects.
 	MinBackoff, MaxBackoff time.Duration
+	// ConnectGrace is how long a new stream must stay up (or deliver an
+	// event) before it counts as connected; default 100ms. See stream.
+	ConnectGrace time.Duration
 }
 
 // Watch follows the engine's event stream and calls trigger for every event
@@ -33,9 +36,12 @@ func (d *Discovery) Watch(ctx context.Context, cfg WatchConfig, trigger func(rea
 	if cfg.MaxBackoff < cfg.MinBackoff {
 		cfg.MaxBackoff = 10 * time.Second
 	}
+	if cfg.ConnectGrace <= 0 {
+		cfg.ConnectGrace = 100 * time.Millisecond
+	}
 	backoff := cfg.MinBackoff
 	for {
-		connected, err := d.stream(ctx, cfg.ConnectTimeout, trigger)
+		connected, err := d.stream(ctx, cfg, trigger)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -57,7 +63,7 @@ func (d *Discovery) Watch(ctx context.Context, cfg WatchConfig, trigger func(rea
 
 // stream runs one event subscription until it fails. connected says whether
 // it got as far as an open stream.
-func (d *Discovery) stream(ctx context.Context, connectTimeout time.Duration, trigger func(string)) (connected bool, err error) {
+func (d *Discovery) stream(ctx context.Context, cfg WatchConfig, trigger func(string)) (connected bool, err error) {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	opts := events.ListOptions{Filters: filters.NewArgs(
@@ -76,30 +82,49 @@ func (d *Discovery) stream(ctx context.Context, connectTimeout time.Duration, tr
 		opened <- subscription{m, e}
 	}()
 	var sub subscription
-	t := time.NewTimer(connectTimeout)
+	t := time.NewTimer(cfg.ConnectTimeout)
 	select {
 	case sub = <-opened:
 		t.Stop()
 	case <-t.C:
 		cancel()
 		<-opened
-		return false, fmt.Errorf("events: no answer within %s", connectTimeout)
+		return false, fmt.Errorf("events: no answer within %s", cfg.ConnectTimeout)
 	case <-ctx.Done():
 		t.Stop()
 		cancel()
 		<-opened
 		return false, ctx.Err()
 	}
-	// A stream that failed at once reports on errs without any message.
+	// The client returns before it reports a refused subscription (an HTTP
+	// error) on errs, and nothing marks a stream that is open. So a stream
+	// counts as connected once it has delivered an event or stayed up for
+	// the grace; otherwise a failing engine would look connected every time
+	// and the backoff would never grow.
+	var first *events.Message
+	grace := time.NewTimer(cfg.ConnectGrace)
 	select {
 	case err, ok := <-sub.errs:
-		if !ok {
+		grace.Stop()
+		if !ok || err == nil {
 			err = errors.New("closed")
 		}
 		return false, fmt.Errorf("events: %w", err)
-	default:
+	case m, ok := <-sub.msgs:
+		grace.Stop()
+		if !ok {
+			return false, errors.New("events: closed")
+		}
+		first = &m
+	case <-grace.C:
+	case <-ctx.Done():
+		grace.Stop()
+		return false, ctx.Err()
 	}
 	trigger("event stream connected")
+	if first != nil && relevant(*first) {
+		trigger(string(first.Type) + " " + string(first.Action))
+	}
 	for {
 		select {
 		case <-ctx.Done():

@@ -96,7 +96,9 @@ func TestWatchReconnectsWhenEngineFailsOrHangs(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan struct{})
 			go func() {
-				_ = d.Watch(ctx, WatchConfig{MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond}, tr.fn)
+				// A refused subscription is reported just after Events returns; a
+				// long grace makes sure it is never taken for a connected stream.
+				_ = d.Watch(ctx, WatchConfig{MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond, ConnectGrace: 2 * time.Second}, tr.fn)
 				close(done)
 			}()
 			for range 3 {
