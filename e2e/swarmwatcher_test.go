@@ -312,6 +312,15 @@ func watchDies(t *testing.T) func() map[string]time.Time {
 func TestWatcherConvergesAfterScale(t *testing.T) {
 	svc := Service("accountservice")
 	swWaitPassing(t, WatcherURL, svc, 1)
+	// A task an earlier test scaled away may still be stopping; its removal
+	// must not be taken for one of this test's.
+	WaitFor(t, time.Minute, svc+": only the one running task listed", func() (bool, string) {
+		all, err := swServices(WatcherURL)
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(all[svc].Tasks) == 1, fmt.Sprintf("%d tasks listed", len(all[svc].Tasks))
+	})
 	events := swSubscribe(t, WatcherURL)
 	t.Cleanup(func() { Scale(t, "accountservice", 1) })
 
@@ -375,17 +384,30 @@ func TestWatcherConvergesAfterScale(t *testing.T) {
 		return len(swRunning(all[svc])) == 3, fmt.Sprint(len(swRunning(all[svc])))
 	})
 
-	// Scale down: two tasks leave.
+	// Scale down: two of the three running tasks leave. Only removals of
+	// those three count.
 	before := RunningTasks(t, "accountservice")
+	wasRunning := map[string]bool{}
+	for _, b := range before {
+		wasRunning[b.ID] = true
+	}
+	clear(removed)
+	clear(draining)
+	removedOfBefore := func() []string {
+		var out []string
+		for id := range removed {
+			if wasRunning[id] {
+				out = append(out, id)
+			}
+		}
+		return out
+	}
 	diesSoFar := watchDies(t)
 	start = time.Now()
 	Docker(t, "service", "scale", "--detach", svc+"=1")
-	collect(func() bool { return len(removed) >= 2 }, 3*time.Minute)
+	collect(func() bool { return len(removedOfBefore()) >= 2 }, 3*time.Minute)
 	downSeen := time.Since(start)
-	ids = ids[:0]
-	for id := range removed {
-		ids = append(ids, id)
-	}
+	ids = removedOfBefore()
 	sort.Strings(ids)
 	// Scaled-down tasks are deleted from the engine once stopped; their
 	// containers' die events (labelled with the task ID) say when they stopped.
