@@ -10,8 +10,8 @@
 // in rotation, so that every new connection lands on the next task: IPVS does
 // the rotation in vip mode, the dialer does it in dnsrr mode. A dial that fails
 // moves on to the next address, and a request whose connection could not be
-// made is retried once when its method is idempotent (in vip mode the next
-// connection goes to another task).
+// made, or broke before any answer came, is retried once when its method is
+// idempotent (the retry's new connection goes to another task).
 package lbclient
 
 import (
@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/netip"
 	"slices"
 	"sync/atomic"
@@ -35,8 +36,9 @@ type Config struct {
 	DialTimeout time.Duration
 	// MaxDialAttempts bounds how many resolved addresses one dial tries. Default 3.
 	MaxDialAttempts int
-	// RetryIdempotent retries once a request whose connection failed, when its
-	// method is idempotent and its body can be replayed. Default true via New.
+	// RetryIdempotent retries once a request whose connection failed or broke
+	// before an answer, when its method is idempotent and its body can be
+	// replayed. Timeouts are not retried. Default true via New.
 	RetryIdempotent bool
 	// ResponseHeaderTimeout bounds the wait for an answer's headers. Default 30s.
 	ResponseHeaderTimeout time.Duration
@@ -94,26 +96,33 @@ func NewWithoutRetry(cfg Config) *Transport {
 }
 
 // RoundTrip sends req, retiring its connection after it when the connection
-// has served its share, and retrying once on a failed connection.
+// has served its share, and retrying once on a failed or broken connection.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	out := req
 	if n := t.cfg.RequestsPerConn; n > 1 && t.requests.Add(1)%uint64(n) == 0 {
 		out = req.Clone(req.Context())
 		out.Close = true
 	}
+	mayRetry := t.cfg.RetryIdempotent && replayable(req)
+	var answered atomic.Bool
+	if mayRetry {
+		out = out.WithContext(httptrace.WithClientTrace(out.Context(), &httptrace.ClientTrace{
+			GotFirstResponseByte: func() { answered.Store(true) },
+		}))
+	}
 	resp, err := t.base.RoundTrip(out)
-	if err == nil || !t.cfg.RetryIdempotent || !isDialError(err) || !replayable(req) {
+	if err == nil || !mayRetry || answered.Load() || isTimeout(err) || req.Context().Err() != nil {
 		return resp, err
 	}
+	retry := out.WithContext(req.Context())
 	if req.GetBody != nil {
-		out = req.Clone(req.Context())
 		body, berr := req.GetBody()
 		if berr != nil {
 			return nil, err
 		}
-		out.Body = body
+		retry.Body = body
 	}
-	return t.base.RoundTrip(out)
+	return t.base.RoundTrip(retry)
 }
 
 // CloseIdleConnections closes connections not in use.
@@ -155,9 +164,18 @@ func (t *Transport) dial(ctx context.Context, network, addr string) (net.Conn, e
 	return nil, errors.Join(errs...)
 }
 
-func isDialError(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
+// A round trip that failed before any byte of an answer came is retried (for
+// an idempotent request): its connection could not be made, or it was closed
+// or reset under the request. The second happens when a task stops: closing
+// its listener resets the connections still waiting in its accept queue, and
+// a request sent on such a fresh connection reads EOF ("server closed idle
+// connection" when it comes before the request is written). http.Transport
+// retries those only on reused connections. A timeout is not retried: the
+// server may still be working on the request, and a retry would double the
+// wait.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func replayable(req *http.Request) bool {

@@ -1,6 +1,7 @@
 package lbclient
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // backend is a server on one loopback address; all backends of a test share a
@@ -206,6 +208,140 @@ func TestPostIsNotRetried(t *testing.T) {
 	if bs[0].requests.Load() != 0 {
 		t.Fatal("POST reached a backend")
 	}
+}
+
+// brokenTask listens on 127.0.0.5 at the backends' port and breaks every
+// connection it accepts: "closed" or "reset" (linger 0) without an answer, as
+// a stopping task does, or "garbage": a broken answer, then closed. It returns
+// the port, the good backend on 127.0.0.1 and how many connections it broke.
+func brokenTask(t *testing.T, mode string) (string, *backend, *atomic.Int64) {
+	t.Helper()
+	for attempt := 0; attempt < 20; attempt++ {
+		port, bs := startBackends(t, "127.0.0.1")
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.5", port))
+		if err != nil {
+			continue
+		}
+		t.Cleanup(func() { ln.Close() })
+		var broken atomic.Int64
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				broken.Add(1)
+				switch mode {
+				case "reset":
+					_ = c.(*net.TCPConn).SetLinger(0)
+				case "garbage":
+					// Answer the request (a GET's head ends with a blank line).
+					_, _ = http.ReadRequest(bufio.NewReader(c))
+					_, _ = io.WriteString(c, "this is not HTTP\r\n\r\n")
+				}
+				_ = c.Close()
+			}
+		}()
+		return port, bs[0], &broken
+	}
+	t.Fatal("could not bind the backends' port on 127.0.0.5")
+	return "", nil, nil
+}
+
+func TestGetOnABrokenConnectionIsRetriedOnAnotherTask(t *testing.T) {
+	for _, mode := range []string{"closed", "reset"} {
+		t.Run(mode, func(t *testing.T) {
+			port, good, broken := brokenTask(t, mode)
+			// Sorted, the addresses are [127.0.0.1 127.0.0.5]; the rotation starts at
+			// index 1, so every other request's first connection is broken.
+			c := &http.Client{Transport: New(Config{RequestsPerConn: 1, Lookup: staticLookup("127.0.0.5", "127.0.0.1")})}
+			for i := 0; i < 4; i++ {
+				if got := get(t, c, "http://svc:"+port+"/"); got != "127.0.0.1" {
+					t.Fatalf("answer from %q", got)
+				}
+			}
+			if broken.Load() == 0 {
+				t.Fatal("no request reached the broken task: the test proves nothing")
+			}
+			if good.requests.Load() != 4 {
+				t.Fatalf("the good task served %d of 4", good.requests.Load())
+			}
+		})
+	}
+}
+
+func TestPostOnABrokenConnectionIsNotRetried(t *testing.T) {
+	port, good, broken := brokenTask(t, "closed")
+	c := &http.Client{Transport: New(Config{RequestsPerConn: 1, Lookup: staticLookup("127.0.0.5", "127.0.0.1")})}
+	resp, err := c.Post("http://svc:"+port+"/", "text/plain", nil)
+	if err == nil {
+		resp.Body.Close()
+		t.Fatal("POST on a broken connection must fail, not be retried")
+	}
+	if broken.Load() != 1 || good.requests.Load() != 0 {
+		t.Fatalf("broken task saw %d connections, good task %d requests; want 1 and 0", broken.Load(), good.requests.Load())
+	}
+}
+
+func TestBrokenAnswerIsNotRetried(t *testing.T) {
+	// The task answered: whatever it did with the request is done, so a GET
+	// that got a broken answer fails rather than being sent twice.
+	port, good, broken := brokenTask(t, "garbage")
+	c := &http.Client{Transport: New(Config{RequestsPerConn: 1, Lookup: staticLookup("127.0.0.5", "127.0.0.1")})}
+	resp, err := c.Get("http://svc:" + port + "/")
+	if err == nil {
+		resp.Body.Close()
+		t.Fatal("want the malformed answer reported")
+	}
+	if broken.Load() != 1 || good.requests.Load() != 0 {
+		t.Fatalf("broken task saw %d connections, good task %d requests; want 1 and 0 (%v)", broken.Load(), good.requests.Load(), err)
+	}
+}
+
+func TestTimeoutIsNotRetried(t *testing.T) {
+	// A task that accepts and never answers.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var conns atomic.Int64
+	var mu sync.Mutex
+	var held []net.Conn
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	c := &http.Client{Transport: New(Config{RequestsPerConn: 1, ResponseHeaderTimeout: 50 * time.Millisecond, Lookup: staticLookup("127.0.0.1")})}
+	resp, err := c.Get("http://svc:" + port + "/")
+	if err == nil {
+		resp.Body.Close()
+		t.Fatal("want a timeout")
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("%d connections for one timed-out GET, want 1 (no retry)", n)
+	}
+}
+
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 func TestResolveFailureIsADialError(t *testing.T) {
