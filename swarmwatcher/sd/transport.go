@@ -78,7 +78,25 @@ func NewTransport(inst kitsd.Instancer, cfg TransportConfig) *Transport {
 	}
 	t.endpointer = kitsd.NewEndpointer(inst, t.factory, slogAdapter{cfg.Logger})
 	t.balancer = lb.NewRoundRobin(t.endpointer)
+	t.awaitEndpointer()
 	return t
+}
+
+// awaitEndpointer waits (up to a second) until the endpointer holds the
+// instances the Instancer already has. go-kit's Endpointer applies the
+// Instancer's set in a goroutine of its own after NewEndpointer returns, so a
+// request sent at once would otherwise find no endpoint.
+func (t *Transport) awaitEndpointer() {
+	if t.state == nil {
+		return
+	}
+	if st := t.state(); st.Err != nil || len(st.Instances) == 0 {
+		return
+	}
+	deadline := time.Now().Add(time.Second)
+	for t.Instances() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // Close stops following the Instancer (it does not Stop it).
