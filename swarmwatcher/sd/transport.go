@@ -73,8 +73,11 @@ func NewTransport(inst kitsd.Instancer, cfg TransportConfig) *Transport {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	t := &Transport{cfg: cfg}
-	if s, ok := inst.(interface{ State() kitsd.Event }); ok {
+	switch s := inst.(type) {
+	case interface{ State() kitsd.Event }:
 		t.state = s.State
+	case kitsd.FixedInstancer: // its state is itself
+		t.state = func() kitsd.Event { return kitsd.Event{Instances: s} }
 	}
 	t.endpointer = kitsd.NewEndpointer(inst, t.factory, slogAdapter{cfg.Logger})
 	t.balancer = lb.NewRoundRobin(t.endpointer)

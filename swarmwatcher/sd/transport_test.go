@@ -188,15 +188,21 @@ func TestTransportFallback(t *testing.T) {
 // set in a goroutine of its own; NewTransport must not return before it has,
 // or a request sent at once finds no endpoint.
 func TestTransportUsableAsSoonAsMade(t *testing.T) {
-	inst := stateInstancer{FixedInstancer: kitsd.FixedInstancer{"10.0.1.7:6767"}}
-	for i := 0; i < 500; i++ {
-		tr := NewTransport(inst, TransportConfig{Base: answer("ok")})
-		req, _ := http.NewRequest(http.MethodGet, "http://svc/", nil)
-		resp, err := tr.RoundTrip(req)
-		tr.Close()
-		if err != nil {
-			t.Fatalf("request %d, right after NewTransport: %v", i, err)
-		}
-		resp.Body.Close()
+	for name, inst := range map[string]kitsd.Instancer{
+		"State-reporting": stateInstancer{FixedInstancer: kitsd.FixedInstancer{"10.0.1.7:6767"}},
+		"fixed":           kitsd.FixedInstancer{"10.0.1.7:6767"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			for i := 0; i < 500; i++ {
+				tr := NewTransport(inst, TransportConfig{Base: answer("ok")})
+				req, _ := http.NewRequest(http.MethodGet, "http://svc/", nil)
+				resp, err := tr.RoundTrip(req)
+				tr.Close()
+				if err != nil {
+					t.Fatalf("request %d, right after NewTransport: %v", i, err)
+				}
+				resp.Body.Close()
+			}
+		})
 	}
 }
