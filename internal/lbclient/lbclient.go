@@ -97,6 +97,16 @@ func NewWithoutRetry(cfg Config) *Transport {
 
 // RoundTrip sends req, retiring its connection after it when the connection
 // has served its share, and retrying once on a failed or broken connection.
+//
+// A round trip that failed before any byte of an answer came is retried (for
+// an idempotent request): its connection could not be made, or it was closed
+// or reset under the request. The second happens when a task stops: closing
+// its listener resets the connections still waiting in its accept queue, and
+// a request sent on such a fresh connection reads EOF ("server closed idle
+// connection" when it comes before the request is written). http.Transport
+// retries those only on reused connections. A timeout is not retried: the
+// server may still be working on the request, and a retry would double the
+// wait.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	out := req
 	if n := t.cfg.RequestsPerConn; n > 1 && t.requests.Add(1)%uint64(n) == 0 {
@@ -164,15 +174,7 @@ func (t *Transport) dial(ctx context.Context, network, addr string) (net.Conn, e
 	return nil, errors.Join(errs...)
 }
 
-// A round trip that failed before any byte of an answer came is retried (for
-// an idempotent request): its connection could not be made, or it was closed
-// or reset under the request. The second happens when a task stops: closing
-// its listener resets the connections still waiting in its accept queue, and
-// a request sent on such a fresh connection reads EOF ("server closed idle
-// connection" when it comes before the request is written). http.Transport
-// retries those only on reused connections. A timeout is not retried: the
-// server may still be working on the request, and a retry would double the
-// wait.
+// isTimeout says whether err is a deadline passing (dial, headers, context).
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
