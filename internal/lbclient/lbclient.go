@@ -1,57 +1,99 @@
 // Package lbclient builds HTTP transports that spread calls made to a service
-// name across the service's swarm tasks, in both endpoint modes.
+// name across the service's swarm tasks, in both endpoint modes, over
+// connections that stay alive.
 //
-// A swarm service is reached by name. In vip mode the name resolves to one
-// virtual IP and IPVS picks a task per new TCP connection; in dnsrr mode the
-// name resolves to every task's IP. A client that keeps one connection alive
-// forever talks to one task forever in both modes (the tutorial turned
-// keep-alives off for that reason). The Transport here keeps connections alive
-// but retires them after a number of requests, and dials the resolved addresses
-// in rotation, so that every new connection lands on the next task: IPVS does
-// the rotation in vip mode, the dialer does it in dnsrr mode. A dial that fails
-// moves on to the next address, and a request whose connection could not be
-// made, or broke before any answer came, is retried once when its method is
-// idempotent (the retry's new connection goes to another task).
+// A swarm service is reached by name. In dnsrr mode the name resolves to every
+// task's IP; in vip mode it resolves to one virtual IP and IPVS picks a task
+// per new TCP connection. The Transport resolves the name about once a
+// second (in the background, never on a request's path; at once after an
+// error), keeps the last good answer, and builds "lanes" from it:
+//
+//   - several addresses (dnsrr): one lane per task IP, each its own pool of
+//     kept-alive connections dialled to that IP. Successive requests take the
+//     lanes in turn, so N tasks get exactly 1/N of the requests each. A task
+//     that leaves the answer is no longer picked; its lane is drained (requests
+//     in flight finish, idle connections close). A new task gets requests from
+//     the next refresh on.
+//   - one address (vip, or a literal IP): a fixed small set of lanes to that
+//     address, taken in turn. IPVS spreads their connections over the tasks;
+//     each lane is replaced when it reaches a maximum age, so a new replica gets
+//     connections, and so requests, within seconds.
+//
+// A lane may carry at most MaxInFlightPerTask requests at once; a request
+// whose lane is full takes the next one, and when every lane is full
+// RoundTrip fails at once with ErrOverloaded (the edge answers 503).
+//
+// A request whose connection could not be made, or broke before any byte of
+// an answer came, is retried once on the next lane (another task) when its
+// method is idempotent, and the name is resolved again.
 package lbclient
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/netip"
+	"net/url"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 )
 
+// ErrOverloaded is returned, at once, when every task already carries its
+// bound of in-flight requests.
+var ErrOverloaded = errors.New("lbclient: every task is at its in-flight bound")
+
+// ErrTooManyHosts is returned for a host beyond Config.MaxHosts.
+var ErrTooManyHosts = errors.New("lbclient: too many distinct hosts")
+
 // Config tunes a Transport. Zero fields take defaults.
 type Config struct {
-	// RequestsPerConn retires a connection after about this many requests
-	// (1 = a new connection per request, no keep-alive). Default 4.
-	RequestsPerConn int
 	// DialTimeout bounds one connection attempt. Default 1s.
 	DialTimeout time.Duration
-	// MaxDialAttempts bounds how many resolved addresses one dial tries. Default 3.
-	MaxDialAttempts int
-	// RetryIdempotent retries once a request whose connection failed or broke
-	// before an answer, when its method is idempotent and its body can be
-	// replayed. Timeouts are not retried. Default true via New.
+	// RetryIdempotent retries once, on another lane, a request whose connection
+	// failed or broke before an answer, when its method is idempotent and its
+	// body can be replayed. Timeouts are not retried. Default true via New.
 	RetryIdempotent bool
 	// ResponseHeaderTimeout bounds the wait for an answer's headers. Default 30s.
 	ResponseHeaderTimeout time.Duration
 	// Lookup resolves a host name; default net.DefaultResolver (IPv4).
 	Lookup func(ctx context.Context, host string) ([]netip.Addr, error)
+	// RefreshInterval is how often a name in use is resolved again. Default 1s.
+	RefreshInterval time.Duration
+	// VIPLanes is how many lanes a name resolving to one address gets. Default 8.
+	VIPLanes int
+	// VIPMaxAge is how long such a lane lives before it is replaced. Default 5s.
+	VIPMaxAge time.Duration
+	// MaxInFlightPerTask bounds the requests one lane carries at once (0: no
+	// bound). It also bounds the lane's connections.
+	MaxInFlightPerTask int
+	// MaxIdlePerTask is how many idle connections a lane keeps. Default 64.
+	MaxIdlePerTask int
+	// IdleConnTimeout closes a connection idle this long. Default 30s.
+	IdleConnTimeout time.Duration
+	// MaxHosts bounds the distinct host:port pairs served. Default 16.
+	MaxHosts int
+	// Now is the clock (tests); default time.Now.
+	Now func() time.Time
+}
+
+// Stats counts what a Transport did.
+type Stats struct {
+	Refreshes, RefreshErrors, Retries, Overloaded, LanesRetired uint64
 }
 
 // Transport is an http.RoundTripper; see the package comment.
 type Transport struct {
-	cfg      Config
-	base     *http.Transport
-	requests atomic.Uint64
-	next     atomic.Uint64
+	cfg   Config
+	mu    sync.Mutex                       // serialises adding a pool
+	pools atomic.Pointer[map[string]*pool] // copied on write
+
+	refreshes, refreshErrors, retries, overloaded, retired atomic.Uint64
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -65,14 +107,8 @@ func New(cfg Config) *Transport {
 // NewWithoutRetry is New without the request-level retry (cfg.RetryIdempotent
 // is used as given).
 func NewWithoutRetry(cfg Config) *Transport {
-	if cfg.RequestsPerConn <= 0 {
-		cfg.RequestsPerConn = 4
-	}
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = time.Second
-	}
-	if cfg.MaxDialAttempts <= 0 {
-		cfg.MaxDialAttempts = 3
 	}
 	if cfg.ResponseHeaderTimeout <= 0 {
 		cfg.ResponseHeaderTimeout = 30 * time.Second
@@ -82,21 +118,45 @@ func NewWithoutRetry(cfg Config) *Transport {
 			return net.DefaultResolver.LookupNetIP(ctx, "ip4", host)
 		}
 	}
-	t := &Transport{cfg: cfg}
-	t.base = &http.Transport{
-		DialContext:           t.dial,
-		DisableKeepAlives:     cfg.RequestsPerConn == 1,
-		MaxIdleConns:          100,
-		MaxIdleConnsPerHost:   16,
-		IdleConnTimeout:       30 * time.Second,
-		ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
-		ExpectContinueTimeout: time.Second,
+	if cfg.RefreshInterval <= 0 {
+		cfg.RefreshInterval = time.Second
 	}
+	if cfg.VIPLanes <= 0 {
+		cfg.VIPLanes = 8
+	}
+	if cfg.VIPMaxAge <= 0 {
+		cfg.VIPMaxAge = 5 * time.Second
+	}
+	if cfg.MaxInFlightPerTask < 0 {
+		cfg.MaxInFlightPerTask = 0
+	}
+	if cfg.MaxIdlePerTask <= 0 {
+		cfg.MaxIdlePerTask = 64
+	}
+	if cfg.IdleConnTimeout <= 0 {
+		cfg.IdleConnTimeout = 30 * time.Second
+	}
+	if cfg.MaxHosts <= 0 {
+		cfg.MaxHosts = 16
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	t := &Transport{cfg: cfg}
+	t.pools.Store(&map[string]*pool{})
 	return t
 }
 
-// RoundTrip sends req, retiring its connection after it when the connection
-// has served its share, and retrying once on a failed or broken connection.
+// Stats returns the counters.
+func (t *Transport) Stats() Stats {
+	return Stats{
+		Refreshes: t.refreshes.Load(), RefreshErrors: t.refreshErrors.Load(),
+		Retries: t.retries.Load(), Overloaded: t.overloaded.Load(), LanesRetired: t.retired.Load(),
+	}
+}
+
+// RoundTrip sends req on the next lane of its host, and retries it once on
+// the lane after when it failed before any answer (see the package comment).
 //
 // A round trip that failed before any byte of an answer came is retried (for
 // an idempotent request): its connection could not be made, or it was closed
@@ -104,80 +164,384 @@ func NewWithoutRetry(cfg Config) *Transport {
 // its listener resets the connections still waiting in its accept queue, and
 // a request sent on such a fresh connection reads EOF ("server closed idle
 // connection" when it comes before the request is written). http.Transport
-// retries those only on reused connections. A timeout is not retried: the
-// server may still be working on the request, and a retry would double the
-// wait.
+// retries those only on reused connections, and on the same task. A timeout
+// is not retried: the server may still be working on the request, and a
+// retry would double the wait.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	out := req
-	if n := t.cfg.RequestsPerConn; n > 1 && t.requests.Add(1)%uint64(n) == 0 {
-		out = req.Clone(req.Context())
-		out.Close = true
+	p, err := t.pool(req.Context(), req.URL)
+	if err != nil {
+		closeBody(req)
+		return nil, err
 	}
-	mayRetry := t.cfg.RetryIdempotent && replayable(req)
+	set := p.current()
+	l, idx := set.pick(p.next.Add(1)-1, nil, t.cfg.MaxInFlightPerTask)
+	if l == nil {
+		t.overloaded.Add(1)
+		closeBody(req)
+		return nil, ErrOverloaded
+	}
+	mayRetry := t.cfg.RetryIdempotent && replayable(req) && len(set.lanes) > 0
+	out := req
 	var answered atomic.Bool
 	if mayRetry {
-		out = out.WithContext(httptrace.WithClientTrace(out.Context(), &httptrace.ClientTrace{
+		out = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
 			GotFirstResponseByte: func() { answered.Store(true) },
 		}))
 	}
-	resp, err := t.base.RoundTrip(out)
-	if err == nil || !mayRetry || answered.Load() || isTimeout(err) || req.Context().Err() != nil {
-		return resp, err
+	resp, err := l.roundTrip(out)
+	if err == nil {
+		return resp, nil
 	}
-	retry := out.WithContext(req.Context())
+	if req.Context().Err() != nil || (isTimeout(err) && !isDialError(err)) {
+		return nil, err
+	}
+	p.refreshSoon(t) // the set may have changed under us
+	if !mayRetry || answered.Load() {
+		return nil, err
+	}
+	l2, _ := set.pick(uint64(idx)+1, l, t.cfg.MaxInFlightPerTask)
+	if l2 == nil {
+		return nil, err
+	}
+	retry := req
 	if req.GetBody != nil {
 		body, berr := req.GetBody()
 		if berr != nil {
 			return nil, err
 		}
+		retry = req.Clone(req.Context())
 		retry.Body = body
 	}
-	return t.base.RoundTrip(retry)
+	t.retries.Add(1)
+	return l2.roundTrip(retry)
 }
 
-// CloseIdleConnections closes connections not in use.
-func (t *Transport) CloseIdleConnections() { t.base.CloseIdleConnections() }
+// Refresh resolves every host in use now and rebuilds its lanes.
+func (t *Transport) Refresh(ctx context.Context) {
+	for _, p := range *t.pools.Load() {
+		_ = p.refresh(ctx, t, false)
+	}
+}
 
-// dial resolves the host and tries its addresses in rotation.
-func (t *Transport) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	d := net.Dialer{Timeout: t.cfg.DialTimeout, KeepAlive: 30 * time.Second}
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, err
+// Tasks reports the addresses host ("name:port") is balanced over now.
+func (t *Transport) Tasks(host string) []netip.Addr {
+	p := (*t.pools.Load())[host]
+	if p == nil {
+		return nil
 	}
-	if _, err := netip.ParseAddr(host); err == nil {
-		return d.DialContext(ctx, network, addr)
+	return slices.Clone(p.current().addrs)
+}
+
+// CloseIdleConnections closes connections not in use, retired lanes' too.
+func (t *Transport) CloseIdleConnections() {
+	for _, p := range *t.pools.Load() {
+		p.mu.Lock()
+		for _, l := range p.current().lanes {
+			l.rt.CloseIdleConnections()
+		}
+		for _, l := range p.retired {
+			l.rt.CloseIdleConnections()
+		}
+		p.mu.Unlock()
 	}
-	ips, err := t.cfg.Lookup(ctx, host)
+}
+
+// pool returns the lanes of u's host, resolving it the first time.
+func (t *Transport) pool(ctx context.Context, u *url.URL) (*pool, error) {
+	key := u.Host
+	p := (*t.pools.Load())[key]
+	if p == nil {
+		var err error
+		if p, err = t.addPool(key, u); err != nil {
+			return nil, err
+		}
+	}
+	if len(p.current().lanes) == 0 {
+		// Nothing known yet (first use, or every resolution failed so far):
+		// resolve on the request's path.
+		if err := p.refresh(ctx, t, true); err != nil && len(p.current().lanes) == 0 {
+			return nil, &net.OpError{Op: "dial", Net: "tcp", Err: err}
+		}
+		return p, nil
+	}
+	if now := t.cfg.Now().UnixNano(); now-p.lastRefresh.Load() >= int64(t.cfg.RefreshInterval) {
+		p.refreshSoon(t)
+	}
+	return p, nil
+}
+
+func (t *Transport) addPool(key string, u *url.URL) (*pool, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := *t.pools.Load()
+	if p := old[key]; p != nil {
+		return p, nil
+	}
+	if len(old) >= t.cfg.MaxHosts {
+		return nil, ErrTooManyHosts
+	}
+	host, port, err := net.SplitHostPort(key)
 	if err != nil {
-		return nil, &net.OpError{Op: "dial", Net: network, Err: fmt.Errorf("resolve %s: %w", host, err)}
+		host, port = u.Hostname(), defaultPort(u.Scheme)
+	}
+	p := &pool{host: host, port: port}
+	p.set.Store(&laneSet{})
+	m := make(map[string]*pool, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	m[key] = p
+	t.pools.Store(&m)
+	return p, nil
+}
+
+// pool is the lanes of one host:port.
+type pool struct {
+	host, port  string
+	set         atomic.Pointer[laneSet]
+	next        atomic.Uint64
+	lastRefresh atomic.Int64 // UnixNano of the last resolution started
+	refreshing  atomic.Bool
+
+	mu      sync.Mutex // serialises refresh; guards retired
+	retired []*lane
+}
+
+func (p *pool) current() *laneSet { return p.set.Load() }
+
+// refreshSoon resolves again in the background unless that is under way.
+func (p *pool) refreshSoon(t *Transport) {
+	if !p.refreshing.CompareAndSwap(false, true) {
+		return
+	}
+	p.lastRefresh.Store(t.cfg.Now().UnixNano())
+	go func() {
+		defer p.refreshing.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*t.cfg.DialTimeout)
+		defer cancel()
+		_ = p.refresh(ctx, t, false)
+	}()
+}
+
+// refresh resolves the host and installs the lanes for the answer. On error
+// or an empty answer the last good set stays. With ifEmpty it does nothing
+// once a set is known (concurrent first requests resolve once).
+func (p *pool) refresh(ctx context.Context, t *Transport, ifEmpty bool) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if ifEmpty && len(p.current().lanes) > 0 {
+		return nil
+	}
+	now := t.cfg.Now()
+	p.lastRefresh.Store(now.UnixNano())
+	t.refreshes.Add(1)
+	addrs, err := p.resolve(ctx, t)
+	if err != nil {
+		t.refreshErrors.Add(1)
+		p.sweep()
+		return err
+	}
+	old := p.current()
+	next := &laneSet{addrs: addrs}
+	if len(addrs) == 1 {
+		next.lanes = p.vipLanes(t, old, addrs[0], now)
+	} else {
+		next.lanes = p.taskLanes(t, old, addrs, now)
+	}
+	kept := make(map[*lane]bool, len(next.lanes))
+	for _, l := range next.lanes {
+		kept[l] = true
+	}
+	p.set.Store(next)
+	for _, l := range old.lanes {
+		if !kept[l] {
+			t.retired.Add(1)
+			p.retired = append(p.retired, l)
+		}
+	}
+	p.sweep()
+	return nil
+}
+
+// sweep closes the retired lanes' idle connections and forgets the lanes
+// that carry no request any more. A request that picked a lane just before it
+// was retired finishes on it; its connection then closes after
+// IdleConnTimeout at the latest.
+func (p *pool) sweep() {
+	live := p.retired[:0]
+	for _, l := range p.retired {
+		l.rt.CloseIdleConnections()
+		if l.inflight.Load() > 0 {
+			live = append(live, l)
+		}
+	}
+	clear(p.retired[len(live):])
+	p.retired = live
+}
+
+func (p *pool) resolve(ctx context.Context, t *Transport) ([]netip.Addr, error) {
+	if ip, err := netip.ParseAddr(p.host); err == nil {
+		return []netip.Addr{ip}, nil
+	}
+	ips, err := t.cfg.Lookup(ctx, p.host)
+	if err != nil {
+		return nil, fmt.Errorf("resolve %s: %w", p.host, err)
 	}
 	if len(ips) == 0 {
-		return nil, &net.OpError{Op: "dial", Net: network, Err: fmt.Errorf("resolve %s: no addresses", host)}
+		return nil, fmt.Errorf("resolve %s: no addresses", p.host)
 	}
 	ips = slices.Clone(ips)
 	slices.SortFunc(ips, netip.Addr.Compare)
-	start := int(t.next.Add(1) % uint64(len(ips)))
-	attempts := min(len(ips), t.cfg.MaxDialAttempts)
-	var errs []error
-	for i := 0; i < attempts; i++ {
-		ip := ips[(start+i)%len(ips)]
-		conn, err := d.DialContext(ctx, network, net.JoinHostPort(ip.String(), port))
-		if err == nil {
-			return conn, nil
-		}
-		errs = append(errs, err)
-		if ctx.Err() != nil {
-			break
+	return slices.Compact(ips), nil
+}
+
+// taskLanes is one lane per address, reusing the lanes of addresses kept.
+func (p *pool) taskLanes(t *Transport, old *laneSet, addrs []netip.Addr, now time.Time) []*lane {
+	byAddr := make(map[netip.Addr]*lane, len(old.lanes))
+	if len(old.addrs) > 1 {
+		for _, l := range old.lanes {
+			byAddr[l.addr] = l
 		}
 	}
-	return nil, errors.Join(errs...)
+	lanes := make([]*lane, 0, len(addrs))
+	for _, a := range addrs {
+		l := byAddr[a]
+		if l == nil {
+			l = newLane(t, a, p.port, now)
+		}
+		lanes = append(lanes, l)
+	}
+	return lanes
+}
+
+// vipLanes keeps VIPLanes lanes to addr, replacing those older than
+// VIPMaxAge. The first set is born staggered so that they age out one by one.
+func (p *pool) vipLanes(t *Transport, old *laneSet, addr netip.Addr, now time.Time) []*lane {
+	n := t.cfg.VIPLanes
+	lanes := make([]*lane, 0, n)
+	if len(old.addrs) == 1 && old.addrs[0] == addr {
+		for _, l := range old.lanes {
+			if now.Sub(l.born) < t.cfg.VIPMaxAge {
+				lanes = append(lanes, l)
+			} else {
+				lanes = append(lanes, newLane(t, addr, p.port, now))
+			}
+		}
+		return lanes
+	}
+	step := t.cfg.VIPMaxAge / time.Duration(n)
+	for i := 0; i < n; i++ {
+		lanes = append(lanes, newLane(t, addr, p.port, now.Add(-time.Duration(i)*step)))
+	}
+	return lanes
+}
+
+// laneSet is one resolution's lanes, never changed once published.
+type laneSet struct {
+	addrs []netip.Addr
+	lanes []*lane
+}
+
+// pick returns the lane at i (mod n), or the next ones when it is full or is
+// skip, having counted the request in flight on it; nil when all are full.
+func (s *laneSet) pick(i uint64, skip *lane, max int) (*lane, int) {
+	n := len(s.lanes)
+	for k := 0; k < n; k++ {
+		idx := int((i + uint64(k)) % uint64(n))
+		l := s.lanes[idx]
+		if l == skip && n > 1 {
+			continue
+		}
+		if v := l.inflight.Add(1); max > 0 && v > int64(max) {
+			l.inflight.Add(-1)
+			continue
+		}
+		return l, idx
+	}
+	return nil, 0
+}
+
+// lane is one pool of kept-alive connections, all dialled to one address.
+type lane struct {
+	addr     netip.Addr
+	dialAddr string
+	born     time.Time
+	rt       *http.Transport
+	inflight atomic.Int64
+}
+
+func newLane(t *Transport, addr netip.Addr, port string, born time.Time) *lane {
+	l := &lane{addr: addr, dialAddr: net.JoinHostPort(addr.String(), port), born: born}
+	d := &net.Dialer{Timeout: t.cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	l.rt = &http.Transport{
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, network, l.dialAddr)
+		},
+		MaxIdleConns:          t.cfg.MaxIdlePerTask,
+		MaxIdleConnsPerHost:   t.cfg.MaxIdlePerTask,
+		MaxConnsPerHost:       t.cfg.MaxInFlightPerTask,
+		IdleConnTimeout:       t.cfg.IdleConnTimeout,
+		ResponseHeaderTimeout: t.cfg.ResponseHeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+	}
+	return l
+}
+
+// roundTrip sends req on the lane; the request counts in flight (counted by
+// pick) until its answer's body is closed or read to its end.
+func (l *lane) roundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := l.rt.RoundTrip(req)
+	if err != nil {
+		l.inflight.Add(-1)
+		return nil, err
+	}
+	if resp.Body == nil || resp.Body == http.NoBody {
+		l.inflight.Add(-1)
+		return resp, nil
+	}
+	resp.Body = &doneBody{ReadCloser: resp.Body, l: l}
+	return resp, nil
+}
+
+// doneBody releases its lane's in-flight count once, on Close or EOF.
+type doneBody struct {
+	io.ReadCloser
+	l    *lane
+	done atomic.Bool
+}
+
+func (b *doneBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil {
+		b.release()
+	}
+	return n, err
+}
+
+func (b *doneBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.release()
+	return err
+}
+
+func (b *doneBody) release() {
+	if b.done.CompareAndSwap(false, true) {
+		b.l.inflight.Add(-1)
+	}
 }
 
 // isTimeout says whether err is a deadline passing (dial, headers, context).
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// isDialError says whether err happened making a connection: nothing was
+// sent, so another task may be tried even after a dial timeout.
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 func replayable(req *http.Request) bool {
@@ -187,4 +551,17 @@ func replayable(req *http.Request) bool {
 		return false
 	}
 	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+}
+
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		_ = req.Body.Close()
+	}
+}
+
+func defaultPort(scheme string) string {
+	if scheme == "https" {
+		return "443"
+	}
+	return "80"
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -95,75 +96,10 @@ func get(t *testing.T, c *http.Client, url string) string {
 	return string(b)
 }
 
-func TestNewConnectionPerRequestAlternates(t *testing.T) {
-	port, bs := startBackends(t, "127.0.0.1", "127.0.0.2")
-	c := &http.Client{Transport: New(Config{RequestsPerConn: 1, Lookup: staticLookup("127.0.0.2", "127.0.0.1")})}
-	var seq []string
-	for i := 0; i < 10; i++ {
-		seq = append(seq, get(t, c, "http://svc:"+port+"/"))
-	}
-	for i := 1; i < len(seq); i++ {
-		if seq[i] == seq[i-1] {
-			t.Fatalf("successive requests hit the same backend: %v", seq)
-		}
-	}
-	for _, b := range bs {
-		if b.requests.Load() != 5 || b.conns.Load() != 5 {
-			t.Errorf("%s: %d requests on %d connections, want 5 on 5", b.ip, b.requests.Load(), b.conns.Load())
-		}
-	}
-}
-
-func TestKeepAliveIsCappedAndSpread(t *testing.T) {
-	port, bs := startBackends(t, "127.0.0.1", "127.0.0.2", "127.0.0.3")
-	c := &http.Client{Transport: New(Config{RequestsPerConn: 4, Lookup: staticLookup("127.0.0.1", "127.0.0.2", "127.0.0.3")})}
-	const n = 60
-	for i := 0; i < n; i++ {
-		get(t, c, "http://svc:"+port+"/")
-	}
-	var conns int64
-	for _, b := range bs {
-		conns += b.conns.Load()
-		if got := b.requests.Load(); got != n/3 {
-			t.Errorf("%s served %d of %d requests, want an even third", b.ip, got, n)
-		}
-	}
-	if conns != n/4 {
-		t.Errorf("%d connections for %d requests, want %d (4 requests each)", conns, n, n/4)
-	}
-}
-
-func TestConcurrentCallsSpread(t *testing.T) {
-	port, bs := startBackends(t, "127.0.0.1", "127.0.0.2")
-	c := &http.Client{Transport: New(Config{RequestsPerConn: 4, Lookup: staticLookup("127.0.0.1", "127.0.0.2")})}
-	var wg sync.WaitGroup
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 25; i++ {
-				resp, err := c.Get("http://svc:" + port + "/")
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-			}
-		}()
-	}
-	wg.Wait()
-	for _, b := range bs {
-		if got := b.requests.Load(); got < 60 {
-			t.Errorf("%s served only %d of 200 requests", b.ip, got)
-		}
-	}
-}
-
 func TestRefusingAddressIsSkipped(t *testing.T) {
 	port, bs := startBackends(t, "127.0.0.1")
 	// 127.0.0.4 has nothing listening: the dial is refused and the next address is tried.
-	c := &http.Client{Transport: New(Config{RequestsPerConn: 1, Lookup: staticLookup("127.0.0.4", "127.0.0.1")})}
+	c := &http.Client{Transport: New(Config{Lookup: staticLookup("127.0.0.4", "127.0.0.1")})}
 	for i := 0; i < 6; i++ {
 		if got := get(t, c, "http://svc:"+port+"/"); got != "127.0.0.1" {
 			t.Fatalf("answer from %q", got)
@@ -174,29 +110,9 @@ func TestRefusingAddressIsSkipped(t *testing.T) {
 	}
 }
 
-// vipLookup mimics a VIP whose first connection goes to a dead task: the name
-// resolves to one address, refused the first time, good afterwards.
-func vipLookup(good string) func(context.Context, string) ([]netip.Addr, error) {
-	var calls atomic.Int64
-	return func(context.Context, string) ([]netip.Addr, error) {
-		if calls.Add(1) == 1 {
-			return []netip.Addr{netip.MustParseAddr("127.0.0.4")}, nil
-		}
-		return []netip.Addr{netip.MustParseAddr(good)}, nil
-	}
-}
-
-func TestIdempotentRequestRetriedOnce(t *testing.T) {
-	port, _ := startBackends(t, "127.0.0.1")
-	c := &http.Client{Transport: New(Config{RequestsPerConn: 1, Lookup: vipLookup("127.0.0.1")})}
-	if got := get(t, c, "http://svc:"+port+"/"); got != "127.0.0.1" {
-		t.Fatalf("answer from %q", got)
-	}
-}
-
 func TestPostIsNotRetried(t *testing.T) {
 	port, bs := startBackends(t, "127.0.0.1")
-	c := &http.Client{Transport: New(Config{RequestsPerConn: 1, Lookup: vipLookup("127.0.0.1")})}
+	c := &http.Client{Transport: New(Config{Lookup: staticLookup("127.0.0.4")})}
 	resp, err := c.Post("http://svc:"+port+"/", "text/plain", nil)
 	if err == nil {
 		resp.Body.Close()
@@ -252,9 +168,9 @@ func TestGetOnABrokenConnectionIsRetriedOnAnotherTask(t *testing.T) {
 	for _, mode := range []string{"closed", "reset"} {
 		t.Run(mode, func(t *testing.T) {
 			port, good, broken := brokenTask(t, mode)
-			// Sorted, the addresses are [127.0.0.1 127.0.0.5]; the rotation starts at
-			// index 1, so every other request's first connection is broken.
-			c := &http.Client{Transport: New(Config{RequestsPerConn: 1, Lookup: staticLookup("127.0.0.5", "127.0.0.1")})}
+			// Sorted, the lanes are [127.0.0.1 127.0.0.5], taken in turn: every
+			// other request goes first to the broken task.
+			c := &http.Client{Transport: New(Config{Lookup: staticLookup("127.0.0.5", "127.0.0.1")})}
 			for i := 0; i < 4; i++ {
 				if got := get(t, c, "http://svc:"+port+"/"); got != "127.0.0.1" {
 					t.Fatalf("answer from %q", got)
@@ -272,7 +188,7 @@ func TestGetOnABrokenConnectionIsRetriedOnAnotherTask(t *testing.T) {
 
 func TestPostOnABrokenConnectionIsNotRetried(t *testing.T) {
 	port, good, broken := brokenTask(t, "closed")
-	c := &http.Client{Transport: New(Config{RequestsPerConn: 1, Lookup: staticLookup("127.0.0.5", "127.0.0.1")})}
+	c := &http.Client{Transport: New(Config{Lookup: staticLookup("127.0.0.5")})}
 	resp, err := c.Post("http://svc:"+port+"/", "text/plain", nil)
 	if err == nil {
 		resp.Body.Close()
@@ -287,7 +203,7 @@ func TestBrokenAnswerIsNotRetried(t *testing.T) {
 	// The task answered: whatever it did with the request is done, so a GET
 	// that got a broken answer fails rather than being sent twice.
 	port, good, broken := brokenTask(t, "garbage")
-	c := &http.Client{Transport: New(Config{RequestsPerConn: 1, Lookup: staticLookup("127.0.0.5", "127.0.0.1")})}
+	c := &http.Client{Transport: New(Config{Lookup: staticLookup("127.0.0.5")})}
 	resp, err := c.Get("http://svc:" + port + "/")
 	if err == nil {
 		resp.Body.Close()
@@ -328,7 +244,7 @@ func TestTimeoutIsNotRetried(t *testing.T) {
 		}
 	}()
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	c := &http.Client{Transport: New(Config{RequestsPerConn: 1, ResponseHeaderTimeout: 50 * time.Millisecond, Lookup: staticLookup("127.0.0.1")})}
+	c := &http.Client{Transport: New(Config{ResponseHeaderTimeout: 50 * time.Millisecond, Lookup: staticLookup("127.0.0.1")})}
 	resp, err := c.Get("http://svc:" + port + "/")
 	if err == nil {
 		resp.Body.Close()
@@ -339,11 +255,6 @@ func TestTimeoutIsNotRetried(t *testing.T) {
 	}
 }
 
-func isDialError(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
-}
-
 func TestResolveFailureIsADialError(t *testing.T) {
 	c := &http.Client{Transport: New(Config{Lookup: func(context.Context, string) ([]netip.Addr, error) {
 		return nil, errors.New("no such host")
@@ -351,5 +262,324 @@ func TestResolveFailureIsADialError(t *testing.T) {
 	_, err := c.Get("http://svc:" + strconv.Itoa(1) + "/")
 	if err == nil || !isDialError(err) {
 		t.Fatalf("want a dial error, got %v", err)
+	}
+}
+
+// switchLookup answers what was last set.
+type switchLookup struct {
+	mu  sync.Mutex
+	ips []string
+}
+
+func (s *switchLookup) set(ips ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ips = ips
+}
+
+func (s *switchLookup) lookup(ctx context.Context, host string) ([]netip.Addr, error) {
+	s.mu.Lock()
+	ips := s.ips
+	s.mu.Unlock()
+	return staticLookup(ips...)(ctx, host)
+}
+
+// quiet never refreshes on its own: the tests call Refresh.
+func quiet(l func(context.Context, string) ([]netip.Addr, error)) Config {
+	return Config{Lookup: l, RefreshInterval: time.Hour}
+}
+
+func TestExactRotationOverTasksOnKeptConnections(t *testing.T) {
+	ips := []string{"127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"}
+	port, bs := startBackends(t, ips...)
+	c := &http.Client{Transport: New(quiet(staticLookup(ips[3], ips[1], ips[0], ips[2])))}
+	const rounds = 25
+	var seq []string
+	for i := 0; i < rounds*len(ips); i++ {
+		seq = append(seq, get(t, c, "http://svc:"+port+"/"))
+	}
+	for i, got := range seq {
+		if want := ips[i%len(ips)]; got != want {
+			t.Fatalf("request %d went to %s, want %s (rotation over sorted tasks): %v", i, got, want, seq[:i+1])
+		}
+	}
+	for _, b := range bs {
+		if b.requests.Load() != rounds || b.conns.Load() != 1 {
+			t.Errorf("%s: %d requests on %d connections, want %d on 1", b.ip, b.requests.Load(), b.conns.Load(), rounds)
+		}
+	}
+}
+
+func TestConcurrentCallsSpreadEvenly(t *testing.T) {
+	ips := []string{"127.0.0.1", "127.0.0.2"}
+	port, bs := startBackends(t, ips...)
+	c := &http.Client{Transport: New(quiet(staticLookup(ips...)))}
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 25; i++ {
+				resp, err := c.Get("http://svc:" + port + "/")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	var conns int64
+	for _, b := range bs {
+		conns += b.conns.Load()
+		if got := b.requests.Load(); got != 100 {
+			t.Errorf("%s served %d of 200 requests, want 100", b.ip, got)
+		}
+	}
+	if conns > 16 {
+		t.Errorf("%d connections for 8 concurrent callers: connections are not kept", conns)
+	}
+}
+
+func TestNewTaskGetsTrafficAfterRefresh(t *testing.T) {
+	port, bs := startBackends(t, "127.0.0.1", "127.0.0.2", "127.0.0.3")
+	sw := &switchLookup{}
+	sw.set("127.0.0.1", "127.0.0.2")
+	tr := New(quiet(sw.lookup))
+	c := &http.Client{Transport: tr}
+	for i := 0; i < 10; i++ {
+		get(t, c, "http://svc:"+port+"/")
+	}
+	if n := bs[2].requests.Load(); n != 0 {
+		t.Fatalf("the task not yet in DNS got %d requests", n)
+	}
+	sw.set("127.0.0.1", "127.0.0.2", "127.0.0.3")
+	tr.Refresh(context.Background())
+	before := [3]int64{bs[0].requests.Load(), bs[1].requests.Load(), bs[2].requests.Load()}
+	for i := 0; i < 30; i++ {
+		get(t, c, "http://svc:"+port+"/")
+	}
+	for i, b := range bs {
+		if got := b.requests.Load() - before[i]; got != 10 {
+			t.Errorf("%s got %d of 30 requests after the refresh, want 10", b.ip, got)
+		}
+	}
+	if got := tr.Tasks("svc:" + port); len(got) != 3 {
+		t.Errorf("Tasks = %v, want 3", got)
+	}
+}
+
+func TestRemovedTaskIsDrainedWithoutFailure(t *testing.T) {
+	port, bs := startBackends(t, "127.0.0.1", "127.0.0.2", "127.0.0.3")
+	// The leaving task's handler is slow, so requests are in flight on it when
+	// it leaves DNS; they must finish before it stops.
+	release := make(chan struct{})
+	var slowStarted atomic.Int64
+	bs[1].srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		bs[1].requests.Add(1)
+		slowStarted.Add(1)
+		<-release
+		_, _ = io.WriteString(w, bs[1].ip)
+	})
+	sw := &switchLookup{}
+	sw.set("127.0.0.1", "127.0.0.2", "127.0.0.3")
+	tr := New(quiet(sw.lookup))
+	c := &http.Client{Transport: tr}
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	call := func() {
+		defer wg.Done()
+		resp, err := c.Get("http://svc:" + port + "/")
+		if err != nil {
+			failed.Add(1)
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			failed.Add(1)
+		}
+	}
+	for i := 0; i < 9; i++ {
+		wg.Add(1)
+		go call()
+	}
+	for slowStarted.Load() < 3 {
+		runtime.Gosched()
+	}
+	sw.set("127.0.0.1", "127.0.0.3")
+	tr.Refresh(context.Background())
+	leftAt := bs[1].requests.Load()
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go call()
+	}
+	close(release) // the leaving task finishes what it has, then stops gracefully
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := bs[1].srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go call()
+	}
+	wg.Wait()
+	if n := failed.Load(); n != 0 {
+		t.Fatalf("%d requests failed while a task was drained", n)
+	}
+	if got := bs[1].requests.Load(); got != leftAt {
+		t.Fatalf("the removed task got %d requests after it left DNS", got-leftAt)
+	}
+	if tr.Stats().LanesRetired != 1 {
+		t.Fatalf("retired %d lanes, want 1", tr.Stats().LanesRetired)
+	}
+}
+
+func TestAdmissionBoundAnswersOverloadedAtOnce(t *testing.T) {
+	port, bs := startBackends(t, "127.0.0.1", "127.0.0.2")
+	hold := make(chan struct{})
+	var started atomic.Int64
+	for _, b := range bs {
+		b.srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			started.Add(1)
+			<-hold
+		})
+	}
+	cfg := quiet(staticLookup("127.0.0.1", "127.0.0.2"))
+	cfg.MaxInFlightPerTask = 3
+	tr := New(cfg)
+	c := &http.Client{Transport: tr}
+	var wg sync.WaitGroup
+	for i := 0; i < 6; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if resp, err := c.Get("http://svc:" + port + "/"); err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}()
+	}
+	for started.Load() < 6 {
+		runtime.Gosched()
+	}
+	// Both tasks carry their bound: more requests fail at once, without
+	// reaching a task, however many there are.
+	for i := 0; i < 5; i++ {
+		_, err := c.Get("http://svc:" + port + "/")
+		if !errors.Is(err, ErrOverloaded) {
+			t.Fatalf("request %d beyond the bound: %v, want ErrOverloaded", i, err)
+		}
+	}
+	if got := started.Load(); got != 6 {
+		t.Fatalf("%d requests reached the tasks, want 6", got)
+	}
+	if got := tr.Stats().Overloaded; got != 5 {
+		t.Fatalf("Overloaded = %d, want 5", got)
+	}
+	close(hold)
+	wg.Wait()
+	// Once answered, the slots are free again.
+	for i := 0; i < 6; i++ {
+		get(t, c, "http://svc:"+port+"/")
+	}
+}
+
+func TestFullTaskOverflowsToTheNext(t *testing.T) {
+	port, bs := startBackends(t, "127.0.0.1", "127.0.0.2")
+	hold := make(chan struct{})
+	var held atomic.Int64
+	bs[0].srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		bs[0].requests.Add(1)
+		held.Add(1)
+		<-hold
+	})
+	cfg := quiet(staticLookup("127.0.0.1", "127.0.0.2"))
+	cfg.MaxInFlightPerTask = 1
+	c := &http.Client{Transport: New(cfg)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if resp, err := c.Get("http://svc:" + port + "/"); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	for held.Load() < 1 {
+		runtime.Gosched()
+	}
+	// The next turn is 127.0.0.2's, the one after 127.0.0.1's: it is full, so
+	// both go to 127.0.0.2.
+	for i := 0; i < 2; i++ {
+		if got := get(t, c, "http://svc:"+port+"/"); got != "127.0.0.2" {
+			t.Fatalf("answer from %q", got)
+		}
+	}
+	close(hold)
+	<-done
+}
+
+func TestVIPLanesAreRecycledByAge(t *testing.T) {
+	port, bs := startBackends(t, "127.0.0.1")
+	now := time.Unix(1000, 0)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	cfg := quiet(staticLookup("127.0.0.1"))
+	cfg.VIPLanes, cfg.VIPMaxAge, cfg.Now = 4, 4*time.Second, clock
+	tr := New(cfg)
+	c := &http.Client{Transport: tr}
+	for i := 0; i < 8; i++ {
+		get(t, c, "http://svc:"+port+"/")
+	}
+	if got := bs[0].conns.Load(); got != 4 {
+		t.Fatalf("%d connections for 4 lanes, want 4", got)
+	}
+	mu.Lock()
+	now = now.Add(4 * time.Second) // every lane has reached its age
+	mu.Unlock()
+	tr.Refresh(context.Background())
+	for i := 0; i < 8; i++ {
+		get(t, c, "http://svc:"+port+"/")
+	}
+	if got := bs[0].conns.Load(); got != 8 {
+		t.Fatalf("%d connections after every lane aged out, want 8 (new ones)", got)
+	}
+	if got := tr.Stats().LanesRetired; got != 4 {
+		t.Fatalf("retired %d lanes, want 4", got)
+	}
+}
+
+func TestLookupFailureKeepsTheLastSet(t *testing.T) {
+	port, _ := startBackends(t, "127.0.0.1", "127.0.0.2")
+	var fail atomic.Bool
+	tr := New(quiet(func(ctx context.Context, h string) ([]netip.Addr, error) {
+		if fail.Load() {
+			return nil, errors.New("dns down")
+		}
+		return staticLookup("127.0.0.1", "127.0.0.2")(ctx, h)
+	}))
+	c := &http.Client{Transport: tr}
+	get(t, c, "http://svc:"+port+"/")
+	fail.Store(true)
+	tr.Refresh(context.Background())
+	for i := 0; i < 4; i++ {
+		get(t, c, "http://svc:"+port+"/")
+	}
+	if s := tr.Stats(); s.RefreshErrors != 1 {
+		t.Fatalf("RefreshErrors = %d, want 1", s.RefreshErrors)
+	}
+}
+
+func TestTooManyHostsIsAnError(t *testing.T) {
+	cfg := quiet(staticLookup("127.0.0.1"))
+	cfg.MaxHosts = 1
+	tr := New(cfg)
+	port, _ := startBackends(t, "127.0.0.1")
+	c := &http.Client{Transport: tr}
+	get(t, c, "http://a:"+port+"/")
+	if _, err := c.Get("http://b:" + port + "/"); !errors.Is(err, ErrTooManyHosts) {
+		t.Fatalf("second host: %v, want ErrTooManyHosts", err)
 	}
 }

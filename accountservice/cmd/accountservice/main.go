@@ -19,6 +19,7 @@ import (
 	"github.com/goblog/goblog/accountservice/internal/breaker"
 	"github.com/goblog/goblog/accountservice/internal/quote"
 	"github.com/goblog/goblog/accountservice/internal/store"
+	"github.com/goblog/goblog/internal/debugserve"
 	"github.com/goblog/goblog/internal/envflag"
 	"github.com/goblog/goblog/internal/hostip"
 	"github.com/goblog/goblog/internal/httpserve"
@@ -34,7 +35,7 @@ type Config struct {
 	WatcherURL      string
 	QuoteStrength   int
 	QuoteTimeout    time.Duration
-	RequestsPerConn int
+	MaxInFlight     int
 	SelfDNS         string
 	Testability     bool
 	Grace           time.Duration
@@ -42,6 +43,7 @@ type Config struct {
 	MetricsListen   string
 	TokenInterval   time.Duration
 	TokenTTL        time.Duration
+	DebugListen     string
 }
 
 // Validate reports the first bad setting.
@@ -55,8 +57,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("-quote-strength %d: want 0-10", c.QuoteStrength)
 	case c.QuoteTimeout <= 0:
 		return fmt.Errorf("-quote-timeout %s: want > 0", c.QuoteTimeout)
-	case c.RequestsPerConn < 1:
-		return fmt.Errorf("-requests-per-conn %d: want >= 1", c.RequestsPerConn)
+	case c.MaxInFlight < 0:
+		return fmt.Errorf("-max-in-flight %d: want >= 0", c.MaxInFlight)
 	case c.QuotesDiscovery != "name" && c.QuotesDiscovery != "watcher":
 		return fmt.Errorf("-quotes-discovery %q: want name or watcher", c.QuotesDiscovery)
 	case c.Grace <= 0:
@@ -86,7 +88,7 @@ func parse(args []string) (Config, error) {
 	watcherURL := envflag.String(fs, "watcher-url", "WATCHER_URL", "http://swarmwatcher:6969", "the swarmwatcher, for -quotes-discovery watcher")
 	strength := envflag.Int(fs, "quote-strength", "QUOTE_STRENGTH", 4, "strength asked of quotes-service (0-10)", &errs)
 	timeout := envflag.Duration(fs, "quote-timeout", "QUOTE_TIMEOUT", time.Second, "deadline of one quote call; the fallback quote is served after it", &errs)
-	perConn := envflag.Int(fs, "requests-per-conn", "QUOTES_REQUESTS_PER_CONN", 4, "retire a connection to quotes-service after this many requests, so calls spread over its tasks (1 = no keep-alive)", &errs)
+	maxInFlight := envflag.Int(fs, "max-in-flight", "MAX_IN_FLIGHT", 128, "account requests served at once; beyond it 503 with Retry-After (0: no bound)", &errs)
 	selfDNS := envflag.String(fs, "self-dns", "SELF_DNS", "tasks.accountservice", "DNS name of this service's tasks, to find this task's stack address")
 	testability := envflag.Bool(fs, "testability", "TESTABILITY", false, "enable PUT /testability/healthy/{true|false}", &errs)
 	grace := envflag.Duration(fs, "grace", "SHUTDOWN_GRACE", 10*time.Second, "how long in-flight requests may finish on SIGTERM", &errs)
@@ -94,6 +96,7 @@ func parse(args []string) (Config, error) {
 	metricsListen := envflag.String(fs, "metrics-listen", "METRICS_LISTEN", ":8181", "address of the Hystrix stream (/hystrix.stream) of the quote call's circuit breaker")
 	tokenInterval := envflag.Duration(fs, "token-interval", "TOKEN_INTERVAL", 5*time.Second, "discovery token heartbeat interval", &errs)
 	tokenTTL := envflag.Duration(fs, "token-ttl", "TOKEN_TTL", 15*time.Second, "discovery token TTL: consumers forget this instance after this much silence", &errs)
+	debugListen := envflag.String(fs, "debug-listen", "DEBUG_LISTEN", "", "loopback address serving net/http/pprof, e.g. 127.0.0.1:6060 (empty: off)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -102,9 +105,9 @@ func parse(args []string) (Config, error) {
 	}
 	c := Config{
 		Listen: *listen, DBPath: *db, QuotesURL: *quotesURL, QuotesDiscovery: *quotesDiscovery, WatcherURL: *watcherURL, QuoteStrength: *strength,
-		QuoteTimeout: *timeout, RequestsPerConn: *perConn, SelfDNS: *selfDNS,
+		QuoteTimeout: *timeout, MaxInFlight: *maxInFlight, SelfDNS: *selfDNS,
 		Testability: *testability, Grace: *grace,
-		AMQPURL: *amqpURL, MetricsListen: *metricsListen, TokenInterval: *tokenInterval, TokenTTL: *tokenTTL,
+		AMQPURL: *amqpURL, MetricsListen: *metricsListen, TokenInterval: *tokenInterval, TokenTTL: *tokenTTL, DebugListen: *debugListen,
 	}
 	return c, c.Validate()
 }
@@ -118,6 +121,9 @@ func run(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	if err := debugserve.Start(ctx, cfg.DebugListen, logger); err != nil {
+		return err
+	}
 
 	st, err := store.Open(cfg.DBPath)
 	if err != nil {
@@ -137,7 +143,7 @@ func run(args []string) error {
 	}
 	logger.Info("servedBy", "value", servedBy, "matched", found.Matched, "how", found.Reason)
 
-	var quotesRT http.RoundTripper = lbclient.New(lbclient.Config{RequestsPerConn: cfg.RequestsPerConn})
+	var quotesRT http.RoundTripper = lbclient.New(lbclient.Config{})
 	if cfg.QuotesDiscovery == "watcher" {
 		rt, stop, err := watcherTransport(cfg.WatcherURL, cfg.QuotesURL, quotesRT, logger)
 		if err != nil {
@@ -152,7 +158,7 @@ func run(args []string) error {
 	}
 	// The quote call goes through a circuit breaker (fallback quote), whose Hystrix stream
 	// turbine reads; discovery tokens announce this instance once its address is known.
-	fetcher := breaker.New(quotes, breaker.Config{Timeout: cfg.QuoteTimeout + 100*time.Millisecond, Logger: logger})
+	fetcher := breaker.New(quotes, breaker.Config{Timeout: cfg.QuoteTimeout, Logger: logger})
 	waitMetrics, err := serveMetrics(ctx, cfg, logger)
 	if err != nil {
 		return err
@@ -167,7 +173,7 @@ func run(args []string) error {
 		return err
 	}
 	defer waitAnnounce()
-	h := api.New(api.Config{Store: st, Quotes: fetcher, ServedBy: servedBy, Testability: cfg.Testability, Logger: logger})
+	h := api.New(api.Config{Store: st, Quotes: fetcher, ServedBy: servedBy, Testability: cfg.Testability, MaxInFlight: cfg.MaxInFlight, Logger: logger})
 	if !found.Matched {
 		// Swarm puts a task in DNS once it is healthy; confirm the address then.
 		go hostip.Confirm(ctx, self, time.Second, func(r hostip.Result) {

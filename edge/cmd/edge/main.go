@@ -18,6 +18,7 @@ import (
 
 	"github.com/goblog/goblog/edge/internal/proxy"
 	"github.com/goblog/goblog/edge/internal/upstream"
+	"github.com/goblog/goblog/internal/debugserve"
 	"github.com/goblog/goblog/internal/envflag"
 	"github.com/goblog/goblog/internal/httpserve"
 	"github.com/goblog/goblog/internal/lbclient"
@@ -30,10 +31,12 @@ type Config struct {
 	Discovery       string
 	WatcherURL      string
 	WatcherService  string
-	RequestsPerConn int
+	MaxInFlight     int
+	Testability     bool
 	DialTimeout     time.Duration
 	UpstreamTimeout time.Duration
 	Grace           time.Duration
+	DebugListen     string
 }
 
 // Validate reports the first bad setting.
@@ -41,8 +44,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.Discovery != "name" && c.Discovery != "watcher":
 		return fmt.Errorf("-discovery %q: want name or watcher", c.Discovery)
-	case c.RequestsPerConn < 1:
-		return fmt.Errorf("-requests-per-conn %d: want >= 1", c.RequestsPerConn)
+	case c.MaxInFlight < 0:
+		return fmt.Errorf("-max-in-flight-per-task %d: want >= 0", c.MaxInFlight)
 	case c.DialTimeout <= 0 || c.UpstreamTimeout <= 0 || c.Grace <= 0:
 		return errors.New("-dial-timeout, -upstream-timeout and -grace must be positive")
 	}
@@ -57,10 +60,12 @@ func parse(args []string) (Config, error) {
 	discovery := envflag.String(fs, "discovery", "EDGE_DISCOVERY", "name", "how tasks are found: name (the swarm balances by service name) or watcher (round robin over the tasks the swarmwatcher reports passing)")
 	watcherURL := envflag.String(fs, "watcher-url", "WATCHER_URL", "http://swarmwatcher:6969", "the swarmwatcher, for -discovery watcher")
 	watcherService := envflag.String(fs, "watcher-service", "WATCHER_SERVICE", "", "swarm service to balance over with -discovery watcher (default: the -target host; \"accountservice\" finds \"<stack>_accountservice\")")
-	perConn := envflag.Int(fs, "requests-per-conn", "EDGE_REQUESTS_PER_CONN", 1, "retire an upstream connection after this many requests (1 = every request on a new connection, so successive requests reach different tasks)", &errs)
+	maxInFlight := envflag.Int(fs, "max-in-flight-per-task", "EDGE_MAX_IN_FLIGHT_PER_TASK", 64, "requests one upstream task carries at once; beyond it on every task the edge answers 503 with Retry-After (0: no bound)", &errs)
+	testability := envflag.Bool(fs, "testability", "TESTABILITY", false, "proxy /testability/* to accountservice (else 404)", &errs)
 	dialTimeout := envflag.Duration(fs, "dial-timeout", "EDGE_DIAL_TIMEOUT", time.Second, "bound on one upstream connection attempt", &errs)
 	upstreamTimeout := envflag.Duration(fs, "upstream-timeout", "EDGE_UPSTREAM_TIMEOUT", 15*time.Second, "bound on waiting for an upstream answer's headers", &errs)
 	grace := envflag.Duration(fs, "grace", "SHUTDOWN_GRACE", 10*time.Second, "how long in-flight requests may finish on SIGTERM", &errs)
+	debugListen := envflag.String(fs, "debug-listen", "DEBUG_LISTEN", "", "loopback address serving net/http/pprof, e.g. 127.0.0.1:6060 (empty: off)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -72,8 +77,8 @@ func parse(args []string) (Config, error) {
 		return Config{}, fmt.Errorf("-target %q: want scheme://host:port", *target)
 	}
 	c := Config{
-		Listen: *listen, Target: u, Discovery: *discovery, WatcherURL: *watcherURL, WatcherService: *watcherService, RequestsPerConn: *perConn,
-		DialTimeout: *dialTimeout, UpstreamTimeout: *upstreamTimeout, Grace: *grace,
+		Listen: *listen, Target: u, Discovery: *discovery, WatcherURL: *watcherURL, WatcherService: *watcherService, MaxInFlight: *maxInFlight, Testability: *testability,
+		DialTimeout: *dialTimeout, UpstreamTimeout: *upstreamTimeout, Grace: *grace, DebugListen: *debugListen,
 	}
 	return c, c.Validate()
 }
@@ -93,8 +98,11 @@ func run(cfg Config) error {
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", "edge")
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	if err := debugserve.Start(ctx, cfg.DebugListen, logger); err != nil {
+		return err
+	}
 	transport := lbclient.New(lbclient.Config{
-		RequestsPerConn:       cfg.RequestsPerConn,
+		MaxInFlightPerTask:    cfg.MaxInFlight,
 		DialTimeout:           cfg.DialTimeout,
 		ResponseHeaderTimeout: cfg.UpstreamTimeout,
 	})
@@ -107,8 +115,8 @@ func run(cfg Config) error {
 		defer w.Close()
 		rt = w
 	}
-	logger.Info("proxying", "target", cfg.Target.String(), "discovery", cfg.Discovery, "requestsPerConn", cfg.RequestsPerConn)
-	h := proxy.New(proxy.Config{Target: cfg.Target, Transport: rt, Logger: logger})
+	logger.Info("proxying", "target", cfg.Target.String(), "discovery", cfg.Discovery, "maxInFlightPerTask", cfg.MaxInFlight, "testability", cfg.Testability)
+	h := proxy.New(proxy.Config{Target: cfg.Target, Transport: rt, Testability: cfg.Testability, Logger: logger})
 	return httpserve.Run(ctx, httpserve.New(cfg.Listen, h), cfg.Grace, logger)
 }
 

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/goblog/goblog/internal/debugserve"
 	"github.com/goblog/goblog/internal/envflag"
 	"github.com/goblog/goblog/internal/hostip"
 	"github.com/goblog/goblog/internal/httpserve"
@@ -31,6 +32,7 @@ func run(args []string) error {
 	listen := envflag.String(fs, "listen", "LISTEN_ADDR", ":8080", "address to serve on")
 	dnsName := envflag.String(fs, "self-dns", "SELF_DNS", "tasks.quotes-service", "DNS name of this service's tasks, to find this task's stack address")
 	grace := envflag.Duration(fs, "grace", "SHUTDOWN_GRACE", 10*time.Second, "how long in-flight requests may finish on SIGTERM", &envErrs)
+	debugListen := envflag.String(fs, "debug-listen", "DEBUG_LISTEN", "", "loopback address serving net/http/pprof, e.g. 127.0.0.1:6060 (empty: off)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -41,6 +43,9 @@ func run(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	if err := debugserve.Start(ctx, *debugListen, logger); err != nil {
+		return err
+	}
 
 	host, _ := os.Hostname()
 	self := hostip.Config{Name: *dnsName, Attempts: 1}
