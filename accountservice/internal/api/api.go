@@ -1,17 +1,23 @@
 // Package api is accountservice's HTTP API: accounts from the store, each with
 // a quote, answered with the serving task's address; health; and the
 // testability switch that lets tests make one instance unhealthy.
+//
+// Account requests are bounded: beyond MaxInFlight at once the API answers
+// 503 with Retry-After at once instead of queueing. /health is outside that
+// bound and costs next to nothing, so a busy task still answers its checks.
 package api
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
-	"regexp"
+	"strings"
+	"sync"
 	"sync/atomic"
-
-	"github.com/gorilla/mux"
+	"time"
 
 	"github.com/goblog/goblog/accountservice/internal/quote"
 	"github.com/goblog/goblog/accountservice/internal/store"
@@ -43,15 +49,22 @@ type Config struct {
 	Quotes      QuoteFetcher
 	ServedBy    string // this task's address on the stack network (see SetServedBy)
 	Testability bool   // enables PUT /testability/healthy/{state}
+	// MaxInFlight bounds the account requests served at once (0: no bound).
+	MaxInFlight int
 	Logger      *slog.Logger
 }
 
+// RetryAfter is what an overloaded answer tells the client to wait, in seconds.
+const RetryAfter = "1"
+
 // API serves the routes; create it with New.
 type API struct {
-	cfg       Config
-	servedBy  atomic.Pointer[string]
-	unhealthy atomic.Bool
-	router    *mux.Router
+	cfg        Config
+	servedBy   atomic.Pointer[string]
+	unhealthy  atomic.Bool
+	inflight   atomic.Int64
+	overloaded atomic.Uint64
+	lastLog    atomic.Int64
 }
 
 // SetServedBy replaces the address reported as servedBy (once the task's
@@ -60,57 +73,111 @@ func (a *API) SetServedBy(addr string) { a.servedBy.Store(&addr) }
 
 func (a *API) served() string { return *a.servedBy.Load() }
 
+// Overloaded is how many account requests were refused beyond MaxInFlight.
+func (a *API) Overloaded() uint64 { return a.overloaded.Load() }
+
 // validID accepts what an account id can be: 1 to 19 digits.
-var validID = regexp.MustCompile(`^[0-9]{1,19}$`)
+func validID(id string) bool {
+	if len(id) == 0 || len(id) > 19 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < '0' || id[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
 
 // New returns the API's handler.
 func New(cfg Config) *API {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &API{cfg: cfg, router: mux.NewRouter()}
+	a := &API{cfg: cfg}
 	a.SetServedBy(cfg.ServedBy)
-	a.router.HandleFunc("/accounts/{accountId}", a.getAccount).Methods(http.MethodGet)
-	a.router.HandleFunc("/health", a.health).Methods(http.MethodGet)
-	if cfg.Testability {
-		a.router.HandleFunc("/testability/healthy/{state}", a.setHealthy).Methods(http.MethodPut)
-	}
-	a.router.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		jsonhttp.WriteError(w, http.StatusNotFound, "no route for "+r.Method+" "+r.URL.Path)
-	})
-	a.router.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		jsonhttp.WriteError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed on "+r.URL.Path)
-	})
 	return a
 }
 
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.router.ServeHTTP(w, r) }
+const (
+	accountsPrefix    = "/accounts/"
+	testabilityPrefix = "/testability/healthy/"
+)
 
-func (a *API) getAccount(w http.ResponseWriter, r *http.Request) {
-	id := mux.Vars(r)["accountId"]
-	if !validID.MatchString(id) {
+// ServeHTTP routes by hand: three routes do not need a router's allocations.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Path
+	switch {
+	case p == "/health":
+		if a.method(w, r, http.MethodGet) {
+			a.health(w)
+		}
+	case strings.HasPrefix(p, accountsPrefix) && !strings.Contains(p[len(accountsPrefix):], "/"):
+		if a.method(w, r, http.MethodGet) {
+			a.getAccount(w, r, p[len(accountsPrefix):])
+		}
+	case a.cfg.Testability && strings.HasPrefix(p, testabilityPrefix) && !strings.Contains(p[len(testabilityPrefix):], "/"):
+		if a.method(w, r, http.MethodPut) {
+			a.setHealthy(w, p[len(testabilityPrefix):])
+		}
+	default:
+		jsonhttp.WriteError(w, http.StatusNotFound, "no route for "+r.Method+" "+p)
+	}
+}
+
+func (a *API) method(w http.ResponseWriter, r *http.Request, want string) bool {
+	if r.Method == want {
+		return true
+	}
+	jsonhttp.WriteError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed on "+r.URL.Path)
+	return false
+}
+
+func (a *API) getAccount(w http.ResponseWriter, r *http.Request, id string) {
+	if !validID(id) {
 		jsonhttp.WriteError(w, http.StatusBadRequest, "account id must be 1 to 19 digits")
 		return
 	}
+	if n := a.inflight.Add(1); a.cfg.MaxInFlight > 0 && n > int64(a.cfg.MaxInFlight) {
+		a.inflight.Add(-1)
+		a.overloaded.Add(1)
+		w.Header().Set("Retry-After", RetryAfter)
+		jsonhttp.WriteError(w, http.StatusServiceUnavailable, "too many requests in flight; retry later")
+		return
+	}
+	defer a.inflight.Add(-1)
 	acc, err := a.cfg.Store.Get(id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		jsonhttp.WriteError(w, http.StatusNotFound, "no account "+id)
 		return
 	case err != nil:
-		a.cfg.Logger.Error("read account", "id", id, "err", err)
+		a.logOnce("read account", "id", id, "err", err)
 		jsonhttp.WriteError(w, http.StatusServiceUnavailable, "account store unavailable")
 		return
 	}
 	q, err := a.cfg.Quotes.Fetch(r.Context())
 	if err != nil {
-		a.cfg.Logger.Warn("quote fallback", "err", err)
+		a.logOnce("quote fallback", "err", err)
 		q = quote.Fallback
 	}
-	jsonhttp.Write(w, http.StatusOK, Account{ID: acc.ID, Name: acc.Name, ServedBy: a.served(), Quote: q})
+	writeJSON(w, http.StatusOK, &Account{ID: acc.ID, Name: acc.Name, ServedBy: a.served(), Quote: q})
 }
 
-func (a *API) health(w http.ResponseWriter, _ *http.Request) {
+// logOnce logs at most one line a second: errors on the hot path come in
+// floods.
+func (a *API) logOnce(msg string, args ...any) {
+	if now := time.Now().Unix(); a.lastLog.Swap(now) != now {
+		a.cfg.Logger.Warn(msg, args...)
+	}
+}
+
+var (
+	healthUp        = []byte(`{"status":"UP"}` + "\n")
+	jsonContentType = []string{"application/json"}
+)
+
+func (a *API) health(w http.ResponseWriter) {
 	if err := a.cfg.Store.Check(); err != nil {
 		jsonhttp.Write(w, http.StatusServiceUnavailable, map[string]string{"status": "DOWN", "reason": "account store: " + err.Error()})
 		return
@@ -119,12 +186,13 @@ func (a *API) health(w http.ResponseWriter, _ *http.Request) {
 		jsonhttp.Write(w, http.StatusServiceUnavailable, map[string]string{"status": "DOWN", "reason": "marked unhealthy through /testability"})
 		return
 	}
-	jsonhttp.Write(w, http.StatusOK, map[string]string{"status": "UP"})
+	w.Header()["Content-Type"] = jsonContentType
+	_, _ = w.Write(healthUp)
 }
 
-func (a *API) setHealthy(w http.ResponseWriter, r *http.Request) {
+func (a *API) setHealthy(w http.ResponseWriter, state string) {
 	var healthy bool
-	switch mux.Vars(r)["state"] {
+	switch state {
 	case "true":
 		healthy = true
 	case "false":
@@ -136,4 +204,35 @@ func (a *API) setHealthy(w http.ResponseWriter, r *http.Request) {
 	a.unhealthy.Store(!healthy)
 	a.cfg.Logger.Warn("health switched through /testability", "healthy", healthy)
 	jsonhttp.Write(w, http.StatusOK, map[string]any{"servedBy": a.served(), "healthy": healthy})
+}
+
+// encoder is a pooled buffer with its JSON encoder.
+type encoder struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+var encoders = sync.Pool{New: func() any {
+	e := &encoder{}
+	e.enc = json.NewEncoder(&e.buf)
+	return e
+}}
+
+// writeJSON is jsonhttp.Write with a pooled buffer: the account answer is the
+// hot path.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	e := encoders.Get().(*encoder)
+	defer func() {
+		if e.buf.Cap() <= 4<<10 { // keep only small buffers
+			e.buf.Reset()
+			encoders.Put(e)
+		}
+	}()
+	if err := e.enc.Encode(v); err != nil {
+		jsonhttp.WriteError(w, http.StatusInternalServerError, "encode response")
+		return
+	}
+	w.Header()["Content-Type"] = jsonContentType
+	w.WriteHeader(status)
+	_, _ = w.Write(e.buf.Bytes())
 }

@@ -46,9 +46,18 @@ type Config struct {
 
 // Breaker is a Fetcher that never fails: errors, timeouts and an open circuit all give
 // quote.Fallback. There is one circuit per process (hystrix-go's state is global).
+//
+// It does what hystrix.DoC does, inline on the caller's goroutine: DoC costs two goroutines,
+// a timer and several channels per call, which profiles showed on every request. The circuit
+// (open/closed, error percentage, sleep window) and the metrics stream stay hystrix-go's:
+// the outcome of each call is reported to the circuit with ReportEvent.
 type Breaker struct {
 	next      Fetcher
 	log       *slog.Logger
+	circuit   *hystrix.CircuitBreaker
+	timeout   time.Duration
+	max       int64
+	active    atomic.Int64
 	degraded  atomic.Bool
 	fallbacks atomic.Uint64
 }
@@ -81,49 +90,56 @@ func New(next Fetcher, cfg Config) *Breaker {
 		ErrorPercentThreshold:  cfg.ErrorPercent,
 		SleepWindow:            int(cfg.SleepWindow.Milliseconds()),
 	})
-	_, _, _ = hystrix.GetCircuit(Command)
-	return &Breaker{next: next, log: cfg.Logger}
+	circuit, _, _ := hystrix.GetCircuit(Command)
+	return &Breaker{next: next, log: cfg.Logger, circuit: circuit, timeout: cfg.Timeout, max: int64(cfg.MaxConcurrent)}
 }
+
+// The events reported per outcome, in hystrix-go's names (read-only).
+var (
+	eventsSuccess      = []string{"success"}
+	eventsFailure      = []string{"failure", "fallback-success"}
+	eventsTimeout      = []string{"timeout", "fallback-success"}
+	eventsShortCircuit = []string{"short-circuit", "fallback-success"}
+	eventsRejected     = []string{"rejected", "fallback-success"}
+	eventsCanceled     = []string{"context_canceled", "fallback-success"}
+)
 
 // Fetch calls the next Fetcher through the circuit. The error is always nil; a fallback is
 // quote.Fallback.
 func (b *Breaker) Fetch(ctx context.Context) (quote.Quote, error) {
-	// hystrix-go may run the fallback (on its timer goroutine) even after the run function
-	// succeeded and DoC returned, so results travel by buffered channels, never by shared
-	// variables (a shared variable here is a data race under go test -race).
-	answers := make(chan quote.Quote, 1)
-	failures := make(chan error, 1)
-	err := hystrix.DoC(ctx, Command, func(ctx context.Context) error {
-		got, err := b.next.Fetch(ctx)
-		if err != nil {
-			return err
-		}
-		answers <- got
-		return nil
-	}, func(_ context.Context, err error) error {
-		select {
-		case failures <- err:
-		default:
-		}
-		return nil // the fallback quote is served below
-	})
-	if err == nil {
-		select {
-		case q := <-answers:
-			if b.degraded.CompareAndSwap(true, false) {
-				b.log.Info("quotes-service answers again: fallback quote no longer served")
-			}
-			return q, nil
-		default:
-		}
+	start := time.Now()
+	if !b.circuit.AllowRequest() {
+		return b.fallback(start, eventsShortCircuit, hystrix.ErrCircuitOpen)
 	}
-	if err == nil {
-		select {
-		case err = <-failures:
-		default:
-			err = errors.New("fallback")
-		}
+	if b.active.Add(1) > b.max {
+		b.active.Add(-1)
+		return b.fallback(start, eventsRejected, hystrix.ErrMaxConcurrency)
 	}
+	defer b.active.Add(-1)
+	if dl, ok := ctx.Deadline(); !ok || dl.Sub(start) > b.timeout {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, b.timeout)
+		defer cancel()
+	}
+	q, err := b.next.Fetch(ctx)
+	if err == nil {
+		_ = b.circuit.ReportEvent(eventsSuccess, start, time.Since(start))
+		if b.degraded.CompareAndSwap(true, false) {
+			b.log.Info("quotes-service answers again: fallback quote no longer served")
+		}
+		return q, nil
+	}
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return b.fallback(start, eventsTimeout, hystrix.ErrTimeout)
+	case errors.Is(ctx.Err(), context.Canceled):
+		return b.fallback(start, eventsCanceled, err)
+	}
+	return b.fallback(start, eventsFailure, err)
+}
+
+func (b *Breaker) fallback(start time.Time, events []string, err error) (quote.Quote, error) {
+	_ = b.circuit.ReportEvent(events, start, time.Since(start))
 	b.fallbacks.Add(1)
 	if b.degraded.CompareAndSwap(false, true) {
 		b.log.Warn("serving the fallback quote", "reason", reason(err))

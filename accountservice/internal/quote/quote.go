@@ -3,6 +3,7 @@
 package quote
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -48,32 +50,50 @@ func NewClient(baseURL string, strength int, timeout time.Duration, rt http.Roun
 	}
 	u = u.JoinPath("api", "quote")
 	u.RawQuery = "strength=" + strconv.Itoa(strength)
-	return &Client{HTTP: &http.Client{Transport: rt, Timeout: timeout}, url: u.String(), timeout: timeout}, nil
+	// The deadline is the request's context (Fetch): http.Client.Timeout would add
+	// a second timer per call.
+	return &Client{HTTP: &http.Client{Transport: rt}, url: u.String(), timeout: timeout}, nil
 }
 
+var acceptJSON = []string{"application/json"}
+
+// bodies are pooled read buffers for answers.
+var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 // Fetch asks quotes-service for one quote.
+// The call is bounded by the client's timeout, or by ctx's deadline when that
+// is sooner.
 func (c *Client) Fetch(ctx context.Context) (Quote, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
+	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > c.timeout {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
 	if err != nil {
 		return Quote{}, fmt.Errorf("quote request: %w", err)
 	}
-	req.Header.Set("Accept", "application/json")
+	req.Header["Accept"] = acceptJSON
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		return Quote{}, fmt.Errorf("quote call: %w", err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	if err != nil {
+	buf := bodies.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= 8<<10 {
+			buf.Reset()
+			bodies.Put(buf)
+		}
+	}()
+	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, maxBody)); err != nil {
 		return Quote{}, fmt.Errorf("quote body: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return Quote{}, fmt.Errorf("quote call: status %s", resp.Status)
 	}
 	var q Quote
-	if err := json.Unmarshal(body, &q); err != nil {
+	if err := json.Unmarshal(buf.Bytes(), &q); err != nil {
 		return Quote{}, fmt.Errorf("quote body: %w", err)
 	}
 	if q.Text == "" {

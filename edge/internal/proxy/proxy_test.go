@@ -9,7 +9,9 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,13 +68,20 @@ func lookup(ips ...string) func(context.Context, string) ([]netip.Addr, error) {
 }
 
 func newEdge(t *testing.T, port string, ips ...string) *httptest.Server {
-	target, _ := url.Parse("http://accountservice:" + port)
-	edge := httptest.NewServer(New(Config{
-		Target:    target,
-		Transport: lbclient.New(lbclient.Config{RequestsPerConn: 1, Lookup: lookup(ips...)}),
-	}))
-	t.Cleanup(edge.Close)
+	edge, _ := newEdgeWith(t, port, func(*Config, *lbclient.Config) {}, ips...)
 	return edge
+}
+
+func newEdgeWith(t *testing.T, port string, set func(*Config, *lbclient.Config), ips ...string) (*httptest.Server, *Proxy) {
+	target, _ := url.Parse("http://accountservice:" + port)
+	lc := lbclient.Config{Lookup: lookup(ips...), RefreshInterval: time.Hour}
+	cfg := Config{Target: target}
+	set(&cfg, &lc)
+	cfg.Transport = lbclient.New(lc)
+	p := New(cfg)
+	edge := httptest.NewServer(p)
+	t.Cleanup(edge.Close)
+	return edge, p
 }
 
 // echo answers with what it received, signed with its address.
@@ -114,7 +123,7 @@ func TestSpreadsOverTasks(t *testing.T) {
 
 func TestPassesRequestAndResponseUnchanged(t *testing.T) {
 	port, _ := startTasks(t, []string{"127.0.0.1"}, echo)
-	edge := newEdge(t, port, "127.0.0.1")
+	edge, _ := newEdgeWith(t, port, func(c *Config, _ *lbclient.Config) { c.Testability = true }, "127.0.0.1")
 	req, _ := http.NewRequest(http.MethodPut, edge.URL+"/testability/healthy/false?x=1&y=%2F", strings.NewReader(`{"a":1}`))
 	req.Header.Set("X-Custom", "kept")
 	resp, err := http.DefaultClient.Do(req)
@@ -177,6 +186,11 @@ func TestNoTaskAnswersIs502Fast(t *testing.T) {
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.Status != 502 || body.Error == "" {
 		t.Fatalf("body: %+v %v", body, err)
 	}
+	for _, internal := range []string{"127.0.0", port, "accountservice", "dial", "refused"} {
+		if strings.Contains(body.Error, internal) {
+			t.Errorf("the 502 body names %q: %q", internal, body.Error)
+		}
+	}
 	t.Logf("502 after %s", elapsed)
 }
 
@@ -198,5 +212,65 @@ func TestOwnHealthIsOffTheProxiedPaths(t *testing.T) {
 	resp.Body.Close()
 	if resp.Header.Get("X-Served-By") == "" {
 		t.Fatal("/health must be proxied to accountservice")
+	}
+}
+
+func TestTestabilityIs404UnlessOn(t *testing.T) {
+	port, tasks := startTasks(t, []string{"127.0.0.1"}, echo)
+	_ = tasks
+	for _, on := range []bool{false, true} {
+		edge, _ := newEdgeWith(t, port, func(c *Config, _ *lbclient.Config) { c.Testability = on }, "127.0.0.1")
+		for _, path := range []string{"/testability/healthy/false", "/testability", "/testability/x/y"} {
+			req, _ := http.NewRequest(http.MethodPut, edge.URL+path, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			proxied := resp.Header.Get("X-Served-By") != ""
+			if on != proxied || (!on && resp.StatusCode != http.StatusNotFound) {
+				t.Errorf("testability %v, PUT %s: %d, proxied %v", on, path, resp.StatusCode, proxied)
+			}
+		}
+	}
+}
+
+func TestBeyondTheBoundIs503WithRetryAfter(t *testing.T) {
+	hold := make(chan struct{})
+	var started atomic.Int64
+	port, _ := startTasks(t, []string{"127.0.0.1", "127.0.0.2"}, func(ip string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			started.Add(1)
+			<-hold
+			w.Header().Set("X-Served-By", ip)
+		})
+	})
+	defer close(hold)
+	edge, p := newEdgeWith(t, port, func(_ *Config, lc *lbclient.Config) { lc.MaxInFlightPerTask = 2 }, "127.0.0.1", "127.0.0.2")
+	for i := 0; i < 4; i++ {
+		go func() {
+			if resp, err := http.Get(edge.URL + "/accounts/10000"); err == nil {
+				resp.Body.Close()
+			}
+		}()
+	}
+	for started.Load() < 4 {
+		runtime.Gosched()
+	}
+	for i := 0; i < 3; i++ {
+		resp, err := http.Get(edge.URL + "/accounts/10000")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != RetryAfter {
+			t.Fatalf("beyond the bound: %d Retry-After %q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+	}
+	if got := started.Load(); got != 4 {
+		t.Fatalf("%d requests reached the tasks, want only the 4 within the bound", got)
+	}
+	if got := p.Stats().Overloaded; got != 3 {
+		t.Fatalf("Overloaded = %d, want 3", got)
 	}
 }

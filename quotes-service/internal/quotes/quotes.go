@@ -5,9 +5,11 @@ package quotes
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 
 	"github.com/goblog/goblog/internal/jsonhttp"
@@ -38,12 +40,28 @@ var texts = []string{
 
 // Handler serves /api/quote and /health. IPAddress is "<hostname>/<ip>:8080".
 type Handler struct {
-	ipAddress atomic.Pointer[string]
-	mux       *http.ServeMux
+	bodies atomic.Pointer[[][]byte] // one encoded answer per text, built once
+	mux    *http.ServeMux
 }
 
-// SetIPAddress replaces the reported "<hostname>/<ip>:<port>".
-func (h *Handler) SetIPAddress(s string) { h.ipAddress.Store(&s) }
+// SetIPAddress replaces the reported "<hostname>/<ip>:<port>". The answers
+// are encoded here, once, not per request.
+func (h *Handler) SetIPAddress(s string) {
+	bodies := make([][]byte, len(texts))
+	for i, t := range texts {
+		b, err := json.Marshal(Quote{Text: t, IPAddress: s, Language: "en"})
+		if err != nil {
+			panic(err) // strings always encode
+		}
+		bodies[i] = append(b, '\n')
+	}
+	h.bodies.Store(&bodies)
+}
+
+var (
+	jsonContentType = []string{"application/json"}
+	healthUp        = []byte(`{"status":"UP"}` + "\n")
+)
 
 // NewHandler returns the service's routes.
 func NewHandler(ipAddress string) *Handler {
@@ -51,7 +69,8 @@ func NewHandler(ipAddress string) *Handler {
 	h.SetIPAddress(ipAddress)
 	h.mux.HandleFunc("GET /api/quote", h.quote)
 	h.mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
-		jsonhttp.Write(w, http.StatusOK, map[string]string{"status": "UP"})
+		w.Header()["Content-Type"] = jsonContentType
+		_, _ = w.Write(healthUp)
 	})
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		jsonhttp.WriteError(w, http.StatusNotFound, "no route for "+r.Method+" "+r.URL.Path)
@@ -62,17 +81,22 @@ func NewHandler(ipAddress string) *Handler {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
 func (h *Handler) quote(w http.ResponseWriter, r *http.Request) {
-	strength, err := ParseStrength(r.URL.Query().Get("strength"))
+	raw := r.URL.RawQuery
+	var param string
+	if strings.HasPrefix(raw, "strength=") && !strings.ContainsAny(raw, "&;%+") {
+		param = raw[len("strength="):] // the common case, read without a map
+	} else {
+		param = r.URL.Query().Get("strength")
+	}
+	strength, err := ParseStrength(param)
 	if err != nil {
 		jsonhttp.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	Burn(strength)
-	jsonhttp.Write(w, http.StatusOK, Quote{
-		Text:      texts[rand.IntN(len(texts))],
-		IPAddress: *h.ipAddress.Load(),
-		Language:  "en",
-	})
+	bodies := *h.bodies.Load()
+	w.Header()["Content-Type"] = jsonContentType
+	_, _ = w.Write(bodies[rand.IntN(len(bodies))])
 }
 
 // ParseStrength reads the strength parameter: empty is 0, else 0…MaxStrength.
