@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/netip"
+	"runtime"
 	"time"
 )
 
@@ -48,10 +49,13 @@ func Handler() http.Handler {
 	return mux
 }
 
-// Start serves Handler on addr until ctx ends; an empty addr does nothing.
-// It returns once the listener is open (or failed to open).
+// Start serves Handler on addr until ctx ends. An empty addr serves nothing
+// and turns heap profiling off (runtime.MemProfileRate = 0): its bucket table
+// costs about 1.5 MiB of RSS that nobody could read. Call it first thing in
+// main. It returns once the listener is open (or failed to open).
 func Start(ctx context.Context, addr string, log *slog.Logger) error {
 	if addr == "" {
+		runtime.MemProfileRate = 0
 		return nil
 	}
 	if log == nil {
