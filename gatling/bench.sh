@@ -23,6 +23,12 @@ data beside it in gatling/results/bench-<timestamp>/), and the table on stdout.
        task IP vs through the edge by name: p99 ratio
   P9   gatling vs wrk at the same connection count through the edge: p50
   P10  image sizes; container start -> healthy (engine events)
+  P11  CPU microseconds per request per hop (edge, accountservice,
+       quotes-service, the generator) over P3's hold, from the containers'
+       cgroup CPU counters, beside the hello service's (P1)
+
+With -cpu-only it runs just P1's hello and the tutorial's workload at the
+current replica count, and prints the P11 table (about a minute).
 
 It changes swarm state (creates and removes the service goblog-bench-hello,
 scales goblog_accountservice and restores it), so on a shared engine run it
@@ -39,6 +45,7 @@ Flags:
   -closed D     duration of each closed-loop run (default 10s)
   -replicas N   replicas for P3 (default 4)
   -base URL     the edge as seen from this host (default http://127.0.0.1:6767)
+  -cpu-only     only P11 (see above)
   -h            this help
 EOF
 }
@@ -49,12 +56,17 @@ die() {
 	exit 1
 }
 
-out="" users=1000 ramp=10s hold=30s pause=1s conns=50 closed=10s replicas=4 base=http://127.0.0.1:6767
+out="" users=1000 ramp=10s hold=30s pause=1s conns=50 closed=10s replicas=4 base=http://127.0.0.1:6767 cpu_only=0
 while (($# > 0)); do
 	case "$1" in
 	-h | -help | --help)
 		usage
 		exit 0
+		;;
+	-cpu-only)
+		cpu_only=1
+		shift
+		continue
 		;;
 	-o | -users | -ramp | -hold | -pause | -conns | -closed | -replicas | -base)
 		(($# >= 2)) || {
@@ -189,6 +201,52 @@ runner() {
 		die "$name: gatling-runner failed, see $run/$name.txt"
 }
 
+# cpu_ns SERVICE: the CPU nanoseconds used so far by the service's containers
+# on this node (cgroup v1 cpuacct.usage, or v2 cpu.stat usage_usec)
+cpu_ns() {
+	local id pid path total=0 v
+	for id in $(containers "$1"); do
+		pid=$(docker inspect -f '{{.State.Pid}}' "$id")
+		if path=$(awk -F: '$2 ~ /(^|,)cpuacct(,|$)/ {print $3}' "/proc/$pid/cgroup") && [[ -n $path && -r /sys/fs/cgroup/cpuacct$path/cpuacct.usage ]]; then
+			v=$(cat "/sys/fs/cgroup/cpuacct$path/cpuacct.usage")
+		elif path=$(awk -F: '$1 == "0" {print $3}' "/proc/$pid/cgroup") && [[ -r /sys/fs/cgroup$path/cpu.stat ]]; then
+			v=$(($(awk '$1 == "usage_usec" {print $2}' "/sys/fs/cgroup$path/cpu.stat") * 1000))
+		else
+			die "no CPU counter for container $id of $1"
+		fi
+		total=$((total + v))
+	done
+	echo "$total"
+}
+
+# cpu_snapshot FILE SERVICE...: "service nanoseconds" lines
+cpu_snapshot() {
+	local file=$1 svc
+	shift
+	: >"$file"
+	for svc in "$@"; do
+		echo "$svc $(cpu_ns "$svc")" >>"$file"
+	done
+}
+
+# requests_of DIR: requests.total of a gatling report folder
+requests_of() { tr -d ' \n' <"$1/stats.json" | sed -n 's/.*"requests":{"total":\([0-9]*\).*/\1/p'; }
+
+# generator_cpu_ns DIR: the generator's own CPU seconds, in nanoseconds
+generator_cpu_ns() { tr -d ' \n' <"$1/stats.json" | sed -n 's/.*"cpuSeconds":\([0-9.eE+-]*\).*/\1/p' | awk '{printf "%d", $1 * 1e9}'; }
+
+# cpu_table NAME DIR BEFORE AFTER: CPU us per request per hop into $run/p11-cpu.txt
+cpu_table() {
+	local name=$1 dir=$2 before=$3 after=$4 n
+	n=$(requests_of "$dir")
+	[[ $n =~ ^[1-9][0-9]*$ ]] || die "$name: no request count in $dir/stats.json"
+	{
+		echo "# $name: $n requests, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+		join "$before" "$after" | awk -v n="$n" '{printf "%-22s %8.1f us/request\n", $1, ($3 - $2) / n / 1000}'
+		echo "generator              $(awk -v c="$(generator_cpu_ns "$dir")" -v n="$n" 'BEGIN{printf "%8.1f", c / n / 1000}') us/request"
+	} | tee -a "$run/p11-cpu.txt" >&2
+}
+
 # sample_stats FILE DELAY DURATION: docker stats of the stack's containers
 # (accountservice and what it shares the machine with), in the background
 sample_stats() {
@@ -252,7 +310,20 @@ docker service create --detach --quiet --name "$hello_svc" --network "$net" --en
 wait_healthy "$hello_svc" 1
 hello_ip=$(task_ip "$hello_svc")
 acct_ip=$(task_ip "$stack_svc")
+cpu_snapshot "$run/p11-hello-before.txt" "$hello_svc"
 runner p1-hello -baseUrl "http://$hello_ip:6868" -users "$conns" -ramp 0s -duration "$closed" -pause 0s
+cpu_snapshot "$run/p11-hello-after.txt" "$hello_svc"
+cpu_table "P11 hello baseline (closed loop, $conns users, straight to the task)" "$run/p1-hello" "$run/p11-hello-before.txt" "$run/p11-hello-after.txt"
+if ((cpu_only == 1)); then
+	docker service rm "$hello_svc" >/dev/null
+	hops=(goblog_edge "$stack_svc" goblog_quotes-service)
+	cpu_snapshot "$run/p11-before.txt" "${hops[@]}"
+	tutorial p11
+	cpu_snapshot "$run/p11-after.txt" "${hops[@]}"
+	cpu_table "P11 the tutorial's workload through the edge ($(containers "$stack_svc" | wc -l) accountservice replicas)" "$run/p11" "$run/p11-before.txt" "$run/p11-after.txt"
+	log "CPU per request per hop: $run/p11-cpu.txt"
+	exit 0
+fi
 runner p1-account -baseUrl "http://$acct_ip:6767" -users "$conns" -ramp 0s -duration "$closed" -pause 0s
 docker service rm "$hello_svc" >/dev/null
 
@@ -278,7 +349,11 @@ docker service scale --detach=false "$stack_svc=$replicas" >/dev/null
 wait_healthy "$stack_svc" "$replicas"
 echo "scale_up_s=$(awk -v a="$scale_t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')" >>"$run/meta.txt"
 log "P3: $replicas replicas healthy after $((SECONDS - s0)) s"
+hops=(goblog_edge "$stack_svc" goblog_quotes-service)
+cpu_snapshot "$run/p11-before.txt" "${hops[@]}"
 tutorial p3
+cpu_snapshot "$run/p11-after.txt" "${hops[@]}"
+cpu_table "P11 the tutorial's workload through the edge ($replicas accountservice replicas)" "$run/p3" "$run/p11-before.txt" "$run/p11-after.txt"
 log "P3: scaling $stack_svc back to 1"
 docker service scale --detach=false "$stack_svc=1" >/dev/null
 wait_healthy "$stack_svc" 1
@@ -296,4 +371,13 @@ echo "loadavg_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$run/meta.txt"
 
 mkdir -p "$(dirname "$results")"
 "$run/bin/benchreport" -dir "$run" -o "$results"
+{
+	echo
+	echo "## P11: CPU per request per hop"
+	echo
+	echo '```'
+	cat "$run/p11-cpu.txt"
+	echo '```'
+} >>"$results"
+cat "$run/p11-cpu.txt"
 log "results: $results"

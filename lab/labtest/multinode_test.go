@@ -18,7 +18,7 @@ import (
 // task's node and probes the tasks on other nodes, then stops one worker and
 // checks that swarm reschedules its tasks, that the watcher drops the lost ones
 // and shows the new ones passing, and that accountservice keeps answering
-// through the routing mesh of a surviving node.
+// through the routing mesh of a surviving node: every probe request succeeds.
 func TestMultiNode(t *testing.T) {
 	if nodes < 3 {
 		t.Skipf("needs a lab of 3 nodes (LAB_NODES=3); this one has %d", nodes)
@@ -149,8 +149,12 @@ func TestMultiNode(t *testing.T) {
 		if r.total == 0 {
 			t.Fatal("the probe sent no request")
 		}
-		if r.failed*2 >= r.total {
-			t.Errorf("%d of %d requests failed", r.failed, r.total)
+		// Every request must succeed: a connection to a task on the stopped node
+		// fails (refused, reset or a dial timeout) before any answer, and the
+		// edge retries it on another lane, which IPVS sends to a live task.
+		if r.failed != 0 {
+			t.Errorf("%d of %d requests failed while node%d stopped (longest failure run %.1f s, last error %v)",
+				r.failed, r.total, victim, r.longestOutage.Seconds(), r.lastErr)
 		}
 		if r.tailOK < 20 {
 			t.Errorf("only the last %d requests succeeded, want at least 20 in a row at the end (last error %v)", r.tailOK, r.lastErr)
