@@ -41,6 +41,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -76,6 +77,10 @@ type Config struct {
 	MaxIdlePerTask int
 	// IdleConnTimeout closes a connection idle this long. Default 30s.
 	IdleConnTimeout time.Duration
+	// UserTimeout fails a connection whose sent data is not acknowledged
+	// within it (TCP_USER_TIMEOUT, Linux): its peer is gone, and the request
+	// is retried on another lane as a broken connection. Default 2s.
+	UserTimeout time.Duration
 	// MaxHosts bounds the distinct host:port pairs served. Default 16.
 	MaxHosts int
 	// Now is the clock (tests); default time.Now.
@@ -136,6 +141,9 @@ func NewWithoutRetry(cfg Config) *Transport {
 	if cfg.IdleConnTimeout <= 0 {
 		cfg.IdleConnTimeout = 30 * time.Second
 	}
+	if cfg.UserTimeout <= 0 {
+		cfg.UserTimeout = 2 * time.Second
+	}
 	if cfg.MaxHosts <= 0 {
 		cfg.MaxHosts = 16
 	}
@@ -192,7 +200,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err == nil {
 		return resp, nil
 	}
-	if req.Context().Err() != nil || (isTimeout(err) && !isDialError(err)) {
+	if req.Context().Err() != nil || !retryable(err) {
 		return nil, err
 	}
 	p.refreshSoon(t) // the set may have changed under us
@@ -472,7 +480,7 @@ type lane struct {
 
 func newLane(t *Transport, addr netip.Addr, port string, born time.Time) *lane {
 	l := &lane{addr: addr, dialAddr: net.JoinHostPort(addr.String(), port), born: born}
-	d := &net.Dialer{Timeout: t.cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	d := &net.Dialer{Timeout: t.cfg.DialTimeout, KeepAlive: 30 * time.Second, Control: setUserTimeout(t.cfg.UserTimeout)}
 	l.rt = &http.Transport{
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			return d.DialContext(ctx, network, l.dialAddr)
@@ -535,6 +543,14 @@ func (b *doneBody) release() {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// retryable says whether err may have left the request unprocessed: not a
+// deadline passing while the task may still be working on it. A dial error
+// (even a dial timeout) sent nothing; ETIMEDOUT is the connection's peer not
+// acknowledging what was sent (UserTimeout): the peer is gone.
+func retryable(err error) bool {
+	return !isTimeout(err) || isDialError(err) || errors.Is(err, syscall.ETIMEDOUT)
 }
 
 // isDialError says whether err happened making a connection: nothing was
