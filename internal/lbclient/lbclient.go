@@ -32,10 +32,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/netip"
 	"net/url"
 	"slices"
@@ -189,22 +187,18 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, ErrOverloaded
 	}
 	mayRetry := t.cfg.RetryIdempotent && replayable(req) && len(set.lanes) > 0
-	out := req
-	var answered atomic.Bool
-	if mayRetry {
-		out = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
-			GotFirstResponseByte: func() { answered.Store(true) },
-		}))
-	}
-	resp, err := l.roundTrip(out)
+	resp, answered, err := l.roundTrip(req)
 	if err == nil {
 		return resp, nil
 	}
-	if req.Context().Err() != nil || !retryable(err) {
+	if cerr := req.Context().Err(); cerr != nil {
+		return nil, fmt.Errorf("%w (%v)", cerr, err)
+	}
+	if !retryable(err) {
 		return nil, err
 	}
 	p.refreshSoon(t) // the set may have changed under us
-	if !mayRetry || answered.Load() {
+	if !mayRetry || answered {
 		return nil, err
 	}
 	l2, _ := set.pick(uint64(idx)+1, l, t.cfg.MaxInFlightPerTask)
@@ -221,7 +215,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		retry.Body = body
 	}
 	t.retries.Add(1)
-	return l2.roundTrip(retry)
+	resp, _, err = l2.roundTrip(retry)
+	return resp, err
 }
 
 // Refresh resolves every host in use now and rebuilds its lanes.
@@ -245,10 +240,10 @@ func (t *Transport) CloseIdleConnections() {
 	for _, p := range *t.pools.Load() {
 		p.mu.Lock()
 		for _, l := range p.current().lanes {
-			l.rt.CloseIdleConnections()
+			l.closeIdle(false)
 		}
 		for _, l := range p.retired {
-			l.rt.CloseIdleConnections()
+			l.closeIdle(true)
 		}
 		p.mu.Unlock()
 	}
@@ -378,7 +373,7 @@ func (p *pool) refresh(ctx context.Context, t *Transport, ifEmpty bool) error {
 func (p *pool) sweep() {
 	live := p.retired[:0]
 	for _, l := range p.retired {
-		l.rt.CloseIdleConnections()
+		l.closeIdle(true) // and connections that come back later close
 		if l.inflight.Load() > 0 {
 			live = append(live, l)
 		}
@@ -467,76 +462,6 @@ func (s *laneSet) pick(i uint64, skip *lane, max int) (*lane, int) {
 		return l, idx
 	}
 	return nil, 0
-}
-
-// lane is one pool of kept-alive connections, all dialled to one address.
-type lane struct {
-	addr     netip.Addr
-	dialAddr string
-	born     time.Time
-	rt       *http.Transport
-	inflight atomic.Int64
-}
-
-func newLane(t *Transport, addr netip.Addr, port string, born time.Time) *lane {
-	l := &lane{addr: addr, dialAddr: net.JoinHostPort(addr.String(), port), born: born}
-	d := &net.Dialer{Timeout: t.cfg.DialTimeout, KeepAlive: 30 * time.Second, Control: setUserTimeout(t.cfg.UserTimeout)}
-	l.rt = &http.Transport{
-		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return d.DialContext(ctx, network, l.dialAddr)
-		},
-		MaxIdleConns:          t.cfg.MaxIdlePerTask,
-		MaxIdleConnsPerHost:   t.cfg.MaxIdlePerTask,
-		MaxConnsPerHost:       t.cfg.MaxInFlightPerTask,
-		IdleConnTimeout:       t.cfg.IdleConnTimeout,
-		ResponseHeaderTimeout: t.cfg.ResponseHeaderTimeout,
-		ExpectContinueTimeout: time.Second,
-		DisableCompression:    true,
-	}
-	return l
-}
-
-// roundTrip sends req on the lane; the request counts in flight (counted by
-// pick) until its answer's body is closed or read to its end.
-func (l *lane) roundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := l.rt.RoundTrip(req)
-	if err != nil {
-		l.inflight.Add(-1)
-		return nil, err
-	}
-	if resp.Body == nil || resp.Body == http.NoBody {
-		l.inflight.Add(-1)
-		return resp, nil
-	}
-	resp.Body = &doneBody{ReadCloser: resp.Body, l: l}
-	return resp, nil
-}
-
-// doneBody releases its lane's in-flight count once, on Close or EOF.
-type doneBody struct {
-	io.ReadCloser
-	l    *lane
-	done atomic.Bool
-}
-
-func (b *doneBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if err != nil {
-		b.release()
-	}
-	return n, err
-}
-
-func (b *doneBody) Close() error {
-	err := b.ReadCloser.Close()
-	b.release()
-	return err
-}
-
-func (b *doneBody) release() {
-	if b.done.CompareAndSwap(false, true) {
-		b.l.inflight.Add(-1)
-	}
 }
 
 // isTimeout says whether err is a deadline passing (dial, headers, context).

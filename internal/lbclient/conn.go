@@ -1,0 +1,230 @@
+package lbclient
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// lane is one pool of kept-alive HTTP/1.1 connections, all dialled to one
+// address. A request is written and its answer read on the caller's
+// goroutine: net/http.Transport's two goroutines per connection and their
+// hand-offs cost each request several wake-ups (profiles showed them), and an
+// idle connection here holds no goroutine, only its two buffers.
+type lane struct {
+	addr     netip.Addr
+	dialAddr string
+	born     time.Time
+	cfg      *Config
+	dialer   *net.Dialer
+	inflight atomic.Int64
+
+	mu      sync.Mutex
+	idle    []*pconn // most recently used last
+	retired bool     // connections coming back are closed
+}
+
+func newLane(t *Transport, addr netip.Addr, port string, born time.Time) *lane {
+	return &lane{
+		addr: addr, dialAddr: net.JoinHostPort(addr.String(), port), born: born, cfg: &t.cfg,
+		dialer: &net.Dialer{Timeout: t.cfg.DialTimeout, KeepAlive: 30 * time.Second, Control: setUserTimeout(t.cfg.UserTimeout)},
+	}
+}
+
+// pconn is one connection with its buffers.
+type pconn struct {
+	conn     net.Conn
+	counted  *countingConn
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	lastUsed time.Time
+}
+
+// countingConn counts the bytes read, so that a failure can be told apart:
+// before any byte of an answer (the request may be sent elsewhere) or after.
+type countingConn struct {
+	net.Conn
+	read int64
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.read += int64(n)
+	return n, err
+}
+
+const bufSize = 4 << 10
+
+// get returns an idle connection (the most recent that is not too old) or a
+// new one.
+func (l *lane) get(ctx context.Context) (*pconn, error) {
+	now := time.Now()
+	l.mu.Lock()
+	for len(l.idle) > 0 {
+		pc := l.idle[len(l.idle)-1]
+		l.idle[len(l.idle)-1] = nil
+		l.idle = l.idle[:len(l.idle)-1]
+		if now.Sub(pc.lastUsed) < l.cfg.IdleConnTimeout {
+			l.mu.Unlock()
+			return pc, nil
+		}
+		_ = pc.conn.Close()
+	}
+	l.mu.Unlock()
+	c, err := l.dialer.DialContext(ctx, "tcp", l.dialAddr)
+	if err != nil {
+		return nil, err
+	}
+	cc := &countingConn{Conn: c}
+	return &pconn{conn: c, counted: cc, br: bufio.NewReaderSize(cc, bufSize), bw: bufio.NewWriterSize(c, bufSize)}, nil
+}
+
+// put keeps pc for the next request, or closes it.
+func (l *lane) put(pc *pconn) {
+	pc.lastUsed = time.Now()
+	l.mu.Lock()
+	if l.retired || len(l.idle) >= l.cfg.MaxIdlePerTask {
+		l.mu.Unlock()
+		_ = pc.conn.Close()
+		return
+	}
+	l.idle = append(l.idle, pc)
+	l.mu.Unlock()
+}
+
+// closeIdle closes the idle connections; retire also closes those that come
+// back later.
+func (l *lane) closeIdle(retire bool) {
+	l.mu.Lock()
+	idle := l.idle
+	l.idle = nil
+	if retire {
+		l.retired = true
+	}
+	l.mu.Unlock()
+	for _, pc := range idle {
+		_ = pc.conn.Close()
+	}
+}
+
+// aLongTimeAgo is a deadline in the past: it makes blocked I/O return now.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// errUpgrade: a 101 answer would hand the connection over; not supported.
+var errUpgrade = errors.New("lbclient: protocol upgrades are not supported")
+
+// roundTrip sends req on one of the lane's connections. The request counts
+// in flight on the lane (counted by pick) until its answer's body is read to
+// its end or closed. answered says whether any byte of an answer came.
+func (l *lane) roundTrip(req *http.Request) (resp *http.Response, answered bool, err error) {
+	ctx := req.Context()
+	pc, err := l.get(ctx)
+	if err != nil {
+		l.inflight.Add(-1)
+		closeBody(req)
+		return nil, false, err
+	}
+	// Cancellation unblocks the connection's I/O; no goroutine waits for it.
+	stop := context.AfterFunc(ctx, func() { _ = pc.conn.SetDeadline(aLongTimeAgo) })
+	fail := func(err error) (*http.Response, bool, error) {
+		stop()
+		_ = pc.conn.Close()
+		l.inflight.Add(-1)
+		return nil, pc.counted.read > 0, err
+	}
+	pc.counted.read = 0
+	if err := req.Write(pc.bw); err != nil {
+		return fail(err)
+	}
+	if err := pc.bw.Flush(); err != nil {
+		return fail(err)
+	}
+	if t := l.cfg.ResponseHeaderTimeout; t > 0 {
+		_ = pc.conn.SetReadDeadline(time.Now().Add(t))
+	}
+	for {
+		resp, err = http.ReadResponse(pc.br, req)
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				err = fmt.Errorf("lbclient: connection closed before the answer's headers: %w", err)
+			}
+			return fail(err)
+		}
+		if resp.StatusCode == http.StatusSwitchingProtocols {
+			return fail(errUpgrade)
+		}
+		if resp.StatusCode >= 100 && resp.StatusCode < 200 {
+			continue // informational (100 Continue, 103 Early Hints): the answer follows
+		}
+		break
+	}
+	if l.cfg.ResponseHeaderTimeout > 0 {
+		_ = pc.conn.SetReadDeadline(time.Time{})
+	}
+	keep := !resp.Close && !req.Close
+	b := &body{rc: resp.Body, l: l, pc: pc, stop: stop, keep: keep}
+	if resp.Body == http.NoBody || resp.ContentLength == 0 || req.Method == http.MethodHead {
+		// Nothing to read: the connection is free now.
+		b.finish(true)
+		if resp.Body == nil {
+			resp.Body = http.NoBody
+		}
+		return resp, true, nil
+	}
+	resp.Body = b
+	return resp, true, nil
+}
+
+// body hands its connection back once read to its end, or closes it when
+// closed early or broken. Close may come from another goroutine while a Read
+// is blocked: closing the connection unblocks it.
+type body struct {
+	rc   io.ReadCloser
+	l    *lane
+	pc   *pconn
+	stop func() bool
+	keep bool
+	done atomic.Bool
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	if b.done.Load() {
+		return 0, io.EOF
+	}
+	n, err := b.rc.Read(p)
+	switch {
+	case err == io.EOF:
+		b.finish(true)
+	case err != nil:
+		b.finish(false)
+	}
+	return n, err
+}
+
+func (b *body) Close() error {
+	b.finish(false)
+	return nil
+}
+
+// finish, once, releases the lane's in-flight count and the connection: kept
+// when the answer was read whole and nothing asked to close it.
+func (b *body) finish(whole bool) {
+	if !b.done.CompareAndSwap(false, true) {
+		return
+	}
+	stopped := b.stop()
+	if whole && b.keep && stopped {
+		b.l.put(b.pc)
+	} else {
+		_ = b.pc.conn.Close()
+	}
+	b.l.inflight.Add(-1)
+}
