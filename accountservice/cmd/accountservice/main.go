@@ -88,7 +88,7 @@ func parse(args []string) (Config, error) {
 	watcherURL := envflag.String(fs, "watcher-url", "WATCHER_URL", "http://swarmwatcher:6969", "the swarmwatcher, for -quotes-discovery watcher")
 	strength := envflag.Int(fs, "quote-strength", "QUOTE_STRENGTH", 4, "strength asked of quotes-service (0-10)", &errs)
 	timeout := envflag.Duration(fs, "quote-timeout", "QUOTE_TIMEOUT", time.Second, "deadline of one quote call; the fallback quote is served after it", &errs)
-	maxInFlight := envflag.Int(fs, "max-in-flight", "MAX_IN_FLIGHT", 128, "account requests served at once; beyond it 503 with Retry-After (0: no bound)", &errs)
+	maxInFlight := envflag.Int(fs, "max-in-flight", "MAX_IN_FLIGHT", 256, "account requests served at once; beyond it 503 with Retry-After (0: no bound)", &errs)
 	selfDNS := envflag.String(fs, "self-dns", "SELF_DNS", "tasks.accountservice", "DNS name of this service's tasks, to find this task's stack address")
 	testability := envflag.Bool(fs, "testability", "TESTABILITY", false, "enable PUT /testability/healthy/{true|false}", &errs)
 	grace := envflag.Duration(fs, "grace", "SHUTDOWN_GRACE", 10*time.Second, "how long in-flight requests may finish on SIGTERM", &errs)

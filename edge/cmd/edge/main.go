@@ -60,7 +60,7 @@ func parse(args []string) (Config, error) {
 	discovery := envflag.String(fs, "discovery", "EDGE_DISCOVERY", "name", "how tasks are found: name (the swarm balances by service name) or watcher (round robin over the tasks the swarmwatcher reports passing)")
 	watcherURL := envflag.String(fs, "watcher-url", "WATCHER_URL", "http://swarmwatcher:6969", "the swarmwatcher, for -discovery watcher")
 	watcherService := envflag.String(fs, "watcher-service", "WATCHER_SERVICE", "", "swarm service to balance over with -discovery watcher (default: the -target host; \"accountservice\" finds \"<stack>_accountservice\")")
-	maxInFlight := envflag.Int(fs, "max-in-flight-per-task", "EDGE_MAX_IN_FLIGHT_PER_TASK", 64, "requests one upstream task carries at once; beyond it on every task the edge answers 503 with Retry-After (0: no bound)", &errs)
+	maxInFlight := envflag.Int(fs, "max-in-flight-per-task", "EDGE_MAX_IN_FLIGHT_PER_TASK", 128, "requests one upstream task carries at once; beyond it on every task the edge answers 503 with Retry-After (0: no bound)", &errs)
 	testability := envflag.Bool(fs, "testability", "TESTABILITY", false, "proxy /testability/* to accountservice (else 404)", &errs)
 	dialTimeout := envflag.Duration(fs, "dial-timeout", "EDGE_DIAL_TIMEOUT", time.Second, "bound on one upstream connection attempt", &errs)
 	upstreamTimeout := envflag.Duration(fs, "upstream-timeout", "EDGE_UPSTREAM_TIMEOUT", 15*time.Second, "bound on waiting for an upstream answer's headers", &errs)
