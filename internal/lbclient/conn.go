@@ -26,6 +26,9 @@ type lane struct {
 	cfg      *Config
 	dialer   *net.Dialer
 	inflight atomic.Int64
+	// downUntil (UnixNano, 0: never) is when a lane that failed to connect
+	// may be picked again.
+	downUntil atomic.Int64
 
 	mu      sync.Mutex
 	idle    []*pconn // most recently used last
@@ -38,6 +41,8 @@ func newLane(t *Transport, addr netip.Addr, port string, born time.Time) *lane {
 		dialer: &net.Dialer{Timeout: t.cfg.DialTimeout, KeepAlive: 30 * time.Second, Control: setUserTimeout(t.cfg.UserTimeout)},
 	}
 }
+
+func (l *lane) markDown(until time.Time) { l.downUntil.Store(until.UnixNano()) }
 
 // pconn is one connection with its buffers.
 type pconn struct {

@@ -47,6 +47,10 @@ import (
 // bound of in-flight requests.
 var ErrOverloaded = errors.New("lbclient: every task is at its in-flight bound")
 
+// retryRefreshAge: a failing request resolves the name again unless that was
+// done this recently.
+const retryRefreshAge = 100 * time.Millisecond
+
 // ErrTooManyHosts is returned for a host beyond Config.MaxHosts.
 var ErrTooManyHosts = errors.New("lbclient: too many distinct hosts")
 
@@ -81,6 +85,10 @@ type Config struct {
 	UserTimeout time.Duration
 	// MaxHosts bounds the distinct host:port pairs served. Default 16.
 	MaxHosts int
+	// DownFor is how long a lane whose connection could not be made (or whose
+	// peer vanished) is passed over, unless no other lane can take a
+	// request. Default 2s.
+	DownFor time.Duration
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
 }
@@ -145,6 +153,9 @@ func NewWithoutRetry(cfg Config) *Transport {
 	if cfg.MaxHosts <= 0 {
 		cfg.MaxHosts = 16
 	}
+	if cfg.DownFor <= 0 {
+		cfg.DownFor = 2 * time.Second
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -197,11 +208,19 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !retryable(err) {
 		return nil, err
 	}
-	p.refreshSoon(t) // the set may have changed under us
+	if isDialError(err) || errors.Is(err, syscall.ETIMEDOUT) {
+		l.markDown(time.Now().Add(t.cfg.DownFor)) // skipped while it stays in the set
+	}
 	if !mayRetry || answered {
+		p.refreshSoon(t) // the set may have changed under us
 		return nil, err
 	}
-	l2, _ := set.pick(uint64(idx)+1, l, t.cfg.MaxInFlightPerTask)
+	// The task may have left (scale down, roll): resolve again now, so the
+	// retry goes to a task that is still there.
+	rctx, cancel := context.WithTimeout(req.Context(), t.cfg.DialTimeout)
+	_ = p.refresh(rctx, t, false, retryRefreshAge)
+	cancel()
+	l2, _ := p.current().pick(uint64(idx)+1, l, t.cfg.MaxInFlightPerTask)
 	if l2 == nil {
 		return nil, err
 	}
@@ -222,7 +241,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // Refresh resolves every host in use now and rebuilds its lanes.
 func (t *Transport) Refresh(ctx context.Context) {
 	for _, p := range *t.pools.Load() {
-		_ = p.refresh(ctx, t, false)
+		_ = p.refresh(ctx, t, false, 0)
 	}
 }
 
@@ -262,7 +281,7 @@ func (t *Transport) pool(ctx context.Context, u *url.URL) (*pool, error) {
 	if len(p.current().lanes) == 0 {
 		// Nothing known yet (first use, or every resolution failed so far):
 		// resolve on the request's path.
-		if err := p.refresh(ctx, t, true); err != nil && len(p.current().lanes) == 0 {
+		if err := p.refresh(ctx, t, true, 0); err != nil && len(p.current().lanes) == 0 {
 			return nil, &net.OpError{Op: "dial", Net: "tcp", Err: err}
 		}
 		return p, nil
@@ -317,25 +336,28 @@ func (p *pool) refreshSoon(t *Transport) {
 	if !p.refreshing.CompareAndSwap(false, true) {
 		return
 	}
-	p.lastRefresh.Store(t.cfg.Now().UnixNano())
 	go func() {
 		defer p.refreshing.Store(false)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*t.cfg.DialTimeout)
 		defer cancel()
-		_ = p.refresh(ctx, t, false)
+		_ = p.refresh(ctx, t, false, 0)
 	}()
 }
 
 // refresh resolves the host and installs the lanes for the answer. On error
 // or an empty answer the last good set stays. With ifEmpty it does nothing
-// once a set is known (concurrent first requests resolve once).
-func (p *pool) refresh(ctx context.Context, t *Transport, ifEmpty bool) error {
+// once a set is known (concurrent first requests resolve once); nor when the
+// last resolution is younger than minAge (failing requests resolve once).
+func (p *pool) refresh(ctx context.Context, t *Transport, ifEmpty bool, minAge time.Duration) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if ifEmpty && len(p.current().lanes) > 0 {
 		return nil
 	}
 	now := t.cfg.Now()
+	if minAge > 0 && now.UnixNano()-p.lastRefresh.Load() < int64(minAge) {
+		return nil
+	}
 	p.lastRefresh.Store(now.UnixNano())
 	t.refreshes.Add(1)
 	addrs, err := p.resolve(ctx, t)
@@ -445,15 +467,33 @@ type laneSet struct {
 	lanes []*lane
 }
 
-// pick returns the lane at i (mod n), or the next ones when it is full or is
-// skip, having counted the request in flight on it; nil when all are full.
+// pick returns the lane at i (mod n), or the next ones when it is full,
+// marked down or skip's (skip's address when the set has several), having
+// counted the request in flight on it; nil when all are full. Lanes marked
+// down are taken only when no other can be.
 func (s *laneSet) pick(i uint64, skip *lane, max int) (*lane, int) {
+	if l, idx := s.pickPass(i, skip, max, true); l != nil {
+		return l, idx
+	}
+	return s.pickPass(i, skip, max, false)
+}
+
+func (s *laneSet) pickPass(i uint64, skip *lane, max int, avoidDown bool) (*lane, int) {
 	n := len(s.lanes)
+	var now int64
 	for k := 0; k < n; k++ {
 		idx := int((i + uint64(k)) % uint64(n))
 		l := s.lanes[idx]
-		if l == skip && n > 1 {
+		if skip != nil && n > 1 && (l == skip || (len(s.addrs) > 1 && l.addr == skip.addr)) {
 			continue
+		}
+		if d := l.downUntil.Load(); avoidDown && d != 0 {
+			if now == 0 {
+				now = time.Now().UnixNano()
+			}
+			if now < d {
+				continue
+			}
 		}
 		if v := l.inflight.Add(1); max > 0 && v > int64(max) {
 			l.inflight.Add(-1)

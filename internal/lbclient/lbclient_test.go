@@ -611,3 +611,53 @@ type timeoutErr struct{}
 func (timeoutErr) Error() string   { return "timeout awaiting response headers" }
 func (timeoutErr) Timeout() bool   { return true }
 func (timeoutErr) Temporary() bool { return true }
+
+func TestTwoTasksLeavingAtOnceFailNoRequest(t *testing.T) {
+	ips := []string{"127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"}
+	port, bs := startBackends(t, ips...)
+	sw := &switchLookup{}
+	sw.set(ips...)
+	tr := New(quiet(sw.lookup))
+	c := &http.Client{Transport: tr}
+	for i := 0; i < 8; i++ {
+		get(t, c, "http://svc:"+port+"/")
+	}
+	// Scale 4 -> 2: two tasks leave DNS and stop before the next periodic
+	// refresh; the transport learns it from the failures.
+	sw.set(ips[0], ips[2])
+	_ = bs[1].srv.Close()
+	_ = bs[3].srv.Close()
+	before := bs[0].requests.Load() + bs[2].requests.Load()
+	for i := 0; i < 20; i++ {
+		resp, err := c.Get("http://svc:" + port + "/")
+		if err != nil {
+			t.Fatalf("request %d failed: %v", i, err)
+		}
+		resp.Body.Close()
+	}
+	if got := bs[0].requests.Load() + bs[2].requests.Load() - before; got != 20 {
+		t.Fatalf("the remaining tasks served %d of 20", got)
+	}
+	if tr.Stats().Retries == 0 {
+		t.Fatal("no request met a stopped task: the test proves nothing")
+	}
+}
+
+func TestLaneThatFailedToConnectIsPassedOver(t *testing.T) {
+	port, bs := startBackends(t, "127.0.0.1", "127.0.0.2")
+	// 127.0.0.3 refuses; it stays in DNS (a task that died but is not yet removed).
+	cfg := quiet(staticLookup("127.0.0.1", "127.0.0.2", "127.0.0.3"))
+	cfg.DownFor = time.Hour
+	tr := New(cfg)
+	c := &http.Client{Transport: tr}
+	for i := 0; i < 30; i++ {
+		get(t, c, "http://svc:"+port+"/")
+	}
+	if got := bs[0].requests.Load() + bs[1].requests.Load(); got != 30 {
+		t.Fatalf("live tasks served %d of 30", got)
+	}
+	// Without passing over, every third request would meet the refusing task.
+	if r := tr.Stats().Retries; r != 1 {
+		t.Fatalf("%d retries for 30 requests, want 1 (the refusing task is passed over after its first failure)", r)
+	}
+}
