@@ -139,6 +139,13 @@ func expect(snap swarm.Snapshot) (byNode map[string][]string, notRunning []strin
 	return byNode, notRunning, total
 }
 
+// pageHandler is the real handler reading w: the one place that knows how
+// the server is built.
+func pageHandler(t *testing.T, w *watch.Watcher) http.Handler {
+	t.Helper()
+	return Handler(Config{Keepalive: time.Second}, w)
+}
+
 // browser starts Debian's chromium headless (CHROMIUM overrides the path).
 func browser(t *testing.T) context.Context {
 	t.Helper()
@@ -248,7 +255,7 @@ func TestPageWith400TasksByNodeAndRunningOnly(t *testing.T) {
 	}
 	w.Probe(bg, false)
 	w.Probe(bg, false)
-	srv := httptest.NewServer(Handler(Config{Keepalive: time.Second}, w))
+	srv := httptest.NewServer(pageHandler(t, w))
 	t.Cleanup(func() { srv.CloseClientConnections(); srv.Close() })
 	ctx := browser(t)
 
@@ -398,17 +405,17 @@ func TestPageShowsNodeFactsAndTenants(t *testing.T) {
 	const hostile = `<img src=x onerror="window.__pwned=1">`
 	services := []map[string]any{
 		{"id": "a", "name": "goblog_accountservice", "replicas": map[string]int{"desired": 2, "running": 2}, "tasks": []map[string]any{
-			{"id": "t1", "slot": 1, "node": "node-1", "nodeState": "ready", "nodeAvailability": "active", "nodeRole": "manager", "state": "running", "desiredState": "running", "address": "10.0.1.2", "health": "passing"},
-			{"id": "t2", "slot": 2, "node": "node-2", "nodeState": "ready", "nodeAvailability": "drain", "nodeRole": "worker", "state": "running", "desiredState": "shutdown", "address": "10.0.1.3", "health": "draining"},
+			{"id": "t1", "slot": 1, "node": "node-1", "nodeStatus": "ready", "nodeAvailability": "active", "nodeRole": "manager", "state": "running", "desiredState": "running", "address": "10.0.1.2", "health": "passing"},
+			{"id": "t2", "slot": 2, "node": "node-2", "nodeStatus": "ready", "nodeAvailability": "drain", "nodeRole": "worker", "state": "running", "desiredState": "shutdown", "address": "10.0.1.3", "health": "draining"},
 		}},
 		{"id": "c", "name": hostile, "tenant": "canary", "replicas": map[string]int{"desired": 1, "running": 1}, "tasks": []map[string]any{
-			{"id": "t3", "slot": 1, "node": "node-1", "nodeState": "ready", "nodeAvailability": "active", "state": "running", "desiredState": "running", "address": "10.0.1.4", "health": "critical"},
+			{"id": "t3", "slot": 1, "node": "node-1", "nodeStatus": "ready", "nodeAvailability": "active", "state": "running", "desiredState": "running", "address": "10.0.1.4", "health": "critical"},
 		}},
 	}
 	nodes := []map[string]string{
-		{"name": "node-1", "state": "ready", "availability": "active", "role": "manager"},
-		{"name": "node-2", "state": "ready", "availability": "drain", "role": "worker"},
-		{"name": "node-3", "state": "down", "availability": "active", "role": "worker"},
+		{"name": "node-1", "status": "ready", "availability": "active", "role": "manager"},
+		{"name": "node-2", "status": "ready", "availability": "drain", "role": "worker"},
+		{"name": "node-3", "status": "down", "availability": "active", "role": "worker"},
 	}
 	withNodes := make(chan bool, 1)
 	mux := http.NewServeMux()
@@ -419,7 +426,7 @@ func TestPageShowsNodeFactsAndTenants(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux.Handle("/", Handler(Config{}, idle))
+	mux.Handle("/", pageHandler(t, idle))
 	mux.HandleFunc("GET /api/events", func(rw http.ResponseWriter, r *http.Request) {
 		rw.Header().Set("Content-Type", "text/event-stream")
 		b, _ := json.Marshal(services)
