@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/goblog/goblog/gatling/internal/assertion"
 	"github.com/goblog/goblog/gatling/internal/feeder"
 	"github.com/goblog/goblog/gatling/internal/load"
 	"github.com/goblog/goblog/gatling/internal/report"
@@ -25,9 +26,15 @@ import (
 
 // Exit codes.
 const (
-	ExitOK          = 0
-	ExitFailed      = 1 // the run could not be made or its report not written
-	ExitUsage       = 2
+	ExitOK = 0
+	// ExitFailed: an -assert expression failed, or the report could not be
+	// written.
+	ExitFailed = 1
+	// ExitUsage: a malformed flag, -assert expression or feeder; no load was
+	// sent.
+	ExitUsage = 2
+	// ExitInterrupted: stopped by SIGINT or SIGTERM; the report was written
+	// and the assertions checked (and printed) all the same.
 	ExitInterrupted = 130
 )
 
@@ -49,18 +56,111 @@ const usageHead = `Usage: gatling [flags]
 
 Replays the tutorial's Gatling simulation: -users virtual users start evenly
 over -ramp; each loops for -duration: takes the next id from the circular
-feeder, GETs <baseUrl>/accounts/{id} with Accept: application/json, checks for
-200, pauses -pause. Each user keeps its own connection, as Gatling's do.
+feeder, GETs <base-url>/accounts/{id} with Accept: application/json, checks
+for 200, pauses -pause. Each user keeps its own connection, as Gatling's do.
 
-Prints a progress line every second on stderr, a summary on stdout, and writes
-index.html (charts) and stats.json into the report directory. Ctrl-C stops the
-run early and still writes the report.
+Prints a progress line every second on stderr, a summary on stdout (OK and
+KO latencies apart, Gatling's response-time ranges), and writes index.html
+(charts) and stats.json into the report directory. Ctrl-C stops the run
+early and still writes the report and checks the assertions.
+
+-assert EXPR (repeatable) is checked at the end, even after Ctrl-C. EXPR is
+METRIC OP VALUE with OP one of <, <=, >, >=, =, != and METRIC one of:
+  requests, ok, ko      a count (ko=0, ok>=1000), or for ok and ko a share of
+                        all requests (ko<1%)
+  reqPerSec, okPerSec   requests (all, or OK only) per second over the run
+                        (reqPerSec>=990)
+  min, mean, p50, p75,  latency of the OK responses, a duration (p99<5ms,
+  p95, p99, max         p95<=800ms, mean<100ms); fails when none was OK
+Each is printed as "assertion p99<5ms: passed (p99 3.21 ms)" and recorded in
+stats.json. Quote expressions with < or > for the shell.
+
+Exit status: 0 done and every assertion passed; 1 an assertion failed (or the
+report could not be written); 2 bad flags or assertions (nothing was sent);
+130 interrupted.
 
 Example:
-  go run ./gatling -baseUrl http://localhost:6767 -users 1000 -ramp 10s -duration 30s -pause 1s
+  go run ./gatling -base-url http://localhost:6767 -users 1000 -ramp 10s -duration 30s -pause 1s
 
 Flags:
 `
+
+// aliases are the camelCase names of earlier versions, kept for Gatling
+// users and scripts: alias -> flag.
+var aliases = []struct{ alias, name string }{
+	{"baseUrl", "base-url"},
+	{"keepAlive", "keep-alive"},
+	{"maxRequestsPerConn", "max-requests-per-conn"},
+}
+
+// options is everything the command line says.
+type options struct {
+	cfg        load.Config
+	feeder     string
+	out        string
+	quiet      bool
+	assertions []assertion.Assertion
+}
+
+// newFlagSet declares the flags into o (filled with the defaults). Its
+// usage lists each flag once and its aliases apart.
+func newFlagSet(o *options, stderr io.Writer, defaultOut string) *flag.FlagSet {
+	o.cfg = load.Defaults()
+	fs := flag.NewFlagSet("gatling", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := &o.cfg
+	fs.StringVar(&c.BaseURL, "base-url", c.BaseURL, "where the service answers (`URL`, http or https)")
+	fs.StringVar(&c.Path, "path", c.Path, "request path; {id} stands for the feeder's id")
+	fs.IntVar(&c.Users, "users", c.Users, "number of virtual users")
+	fs.DurationVar(&c.Ramp, "ramp", c.Ramp, "time over which the users start (0: all at once)")
+	fs.DurationVar(&c.Duration, "duration", c.Duration, "how long each user loops, from its own start")
+	fs.DurationVar(&c.Pause, "pause", c.Pause, "pause after each request (0s: closed loop, no pause)")
+	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "deadline of every request (connect, answer and body)")
+	fs.BoolVar(&c.KeepAlive, "keep-alive", c.KeepAlive, "reuse each user's connection (false: a new connection per request)")
+	fs.IntVar(&c.MaxRequestsPerConn, "max-requests-per-conn", c.MaxRequestsPerConn, "close a user's connection after this many requests (0: no limit)")
+	fs.DurationVar(&c.Interval, "interval", c.Interval, "progress line and timeline interval")
+	fs.StringVar(&o.feeder, "feeder", "", "CSV feeder `file` with an accountId column (default: the shipped gatling/accounts.csv, ids 10000…10099)")
+	fs.StringVar(&o.out, "out", "", "report `directory` (default "+filepath.Join(defaultOut, "<timestamp>")+")")
+	fs.BoolVar(&o.quiet, "quiet", false, "no progress line")
+	fs.Func("assert", "check `EXPR` at the end, e.g. ko=0 or 'p99<5ms' (repeatable; see above)", func(v string) error {
+		a, err := assertion.Parse(v)
+		if err != nil {
+			return err
+		}
+		o.assertions = append(o.assertions, a)
+		return nil
+	})
+	for _, a := range aliases {
+		f := fs.Lookup(a.name)
+		fs.Var(f.Value, a.alias, "alias of -"+a.name)
+	}
+	fs.Usage = func() { usage(fs) }
+	return fs
+}
+
+// usage prints the head, every flag but the aliases, then the aliases.
+func usage(fs *flag.FlagSet) {
+	w := fs.Output()
+	fmt.Fprint(w, usageHead)
+	isAlias := map[string]string{}
+	for _, a := range aliases {
+		isAlias[a.alias] = a.name
+	}
+	primary := flag.NewFlagSet(fs.Name(), flag.ContinueOnError)
+	primary.SetOutput(w)
+	fs.VisitAll(func(f *flag.Flag) {
+		if _, ok := isAlias[f.Name]; ok {
+			return
+		}
+		primary.Var(f.Value, f.Name, f.Usage)
+		primary.Lookup(f.Name).DefValue = f.DefValue
+	})
+	primary.PrintDefaults()
+	fmt.Fprintln(w, "\nAliases (the camelCase names Gatling users know):")
+	for _, a := range aliases {
+		fmt.Fprintf(w, "  -%-20s same as -%s\n", a.alias, a.name)
+	}
+}
 
 // Main runs the command with a context cancelled by SIGINT or SIGTERM.
 func Main(env Env) int {
@@ -79,32 +179,15 @@ func Run(ctx context.Context, env Env) int {
 	if now == nil {
 		now = time.Now
 	}
-	cfg := load.Defaults()
-	fs := flag.NewFlagSet("gatling", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usageHead)
-		fs.PrintDefaults()
-	}
-	fs.StringVar(&cfg.BaseURL, "baseUrl", cfg.BaseURL, "where the service answers (`URL`, http or https)")
-	fs.StringVar(&cfg.Path, "path", cfg.Path, "request path; {id} stands for the feeder's id")
-	fs.IntVar(&cfg.Users, "users", cfg.Users, "number of virtual users")
-	fs.DurationVar(&cfg.Ramp, "ramp", cfg.Ramp, "time over which the users start (0: all at once)")
-	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long each user loops, from its own start")
-	fs.DurationVar(&cfg.Pause, "pause", cfg.Pause, "pause after each request (0s: closed loop, no pause)")
-	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "deadline of every request (connect, answer and body)")
-	fs.BoolVar(&cfg.KeepAlive, "keepAlive", cfg.KeepAlive, "reuse each user's connection (false: a new connection per request)")
-	fs.IntVar(&cfg.MaxRequestsPerConn, "maxRequestsPerConn", 0, "close a user's connection after this many requests (0: no limit)")
-	fs.DurationVar(&cfg.Interval, "interval", cfg.Interval, "progress line and timeline interval")
-	feederPath := fs.String("feeder", "", "CSV feeder file with an accountId column (default: the shipped gatling/accounts.csv, ids 10000…10099)")
-	out := fs.String("out", "", "report directory (default "+filepath.Join(env.DefaultOut, "<timestamp>")+")")
-	quiet := fs.Bool("quiet", false, "no progress line")
+	var o options
+	fs := newFlagSet(&o, env.Stderr, env.DefaultOut)
 	if err := fs.Parse(env.Args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return ExitOK
 		}
 		return ExitUsage // the flag package printed the error and the usage
 	}
+	cfg := o.cfg
 	if fs.NArg() > 0 {
 		return usageError(fs, env.Stderr, fmt.Errorf("unexpected argument %q (flags only)", fs.Arg(0)))
 	}
@@ -114,7 +197,7 @@ func Run(ctx context.Context, env Env) int {
 
 	var ids []string
 	var err error
-	feederName := *feederPath
+	feederName := o.feeder
 	switch {
 	case feederName != "":
 		ids, err = feeder.Load(feederName)
@@ -134,17 +217,17 @@ func Run(ctx context.Context, env Env) int {
 		return ExitUsage
 	}
 
-	dir := *out
+	dir := o.out
 	if dir == "" {
 		dir = filepath.Join(env.DefaultOut, now().UTC().Format("20060102-150405"))
 	}
 	start := time.Now()
 	rec := stats.NewRecorder(start)
 	progress := func(t load.Tick) {
-		if *quiet {
+		if o.quiet {
 			return
 		}
-		fmt.Fprintf(env.Stderr, "[%5.0fs] users %d active, %d/%d started | %7.1f req/s | total %d | KO %d | p99 %s so far\n",
+		fmt.Fprintf(env.Stderr, "[%5.0fs] users %d active, %d/%d started | %7.1f req/s | total %d | KO %d | OK p99 %s so far\n",
 			t.Elapsed.Seconds(), t.Users, t.Started, cfg.Users, t.Point.ReqPerSec, t.Progress.Requests.Total, t.Progress.Requests.KO, msTextShort(t.Progress.P99Ms))
 	}
 	runner, err := load.NewRunner(cfg, circ, rec, progress)
@@ -175,18 +258,36 @@ func Run(ctx context.Context, env Env) int {
 	if wall > 0 {
 		s.Generator.CPUPercent = round2(100 * cpu / wall)
 	}
+	var passed bool
+	s.Assertions, passed = assertion.CheckAll(o.assertions, s.Summary)
 	if err := report.Summary(env.Stdout, s); err != nil {
 		fmt.Fprintf(env.Stderr, "gatling: print summary: %v\n", err)
 	}
+	code := ExitOK
 	if err := report.WriteDir(dir, s); err != nil {
 		fmt.Fprintf(env.Stderr, "gatling: %v\n", err)
-		return ExitFailed
+		code = ExitFailed
+	} else {
+		fmt.Fprintf(env.Stdout, "report: %s\n", filepath.Join(dir, "index.html"))
 	}
-	fmt.Fprintf(env.Stdout, "report: %s\n", filepath.Join(dir, "index.html"))
+	if !passed {
+		fmt.Fprintf(env.Stderr, "gatling: %d of %d assertions failed\n", failed(s.Assertions), len(s.Assertions))
+		code = ExitFailed
+	}
 	if interrupted {
 		return ExitInterrupted
 	}
-	return ExitOK
+	return code
+}
+
+func failed(rs []assertion.Result) int {
+	n := 0
+	for _, r := range rs {
+		if !r.Passed {
+			n++
+		}
+	}
+	return n
 }
 
 func usageError(fs *flag.FlagSet, w io.Writer, err error) int {
@@ -195,7 +296,12 @@ func usageError(fs *flag.FlagSet, w io.Writer, err error) int {
 	return ExitUsage
 }
 
-func msTextShort(v float64) string { return fmt.Sprintf("%.2fms", v) }
+func msTextShort(p *float64) string {
+	if p == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fms", *p)
+}
 
 func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
 

@@ -219,8 +219,11 @@ func TestKOs(t *testing.T) {
 		if s.Requests.Total != 2 || s.Errors["timeout"] != 2 {
 			t.Fatalf("requests %+v errors %v; want 2 timeouts", s.Requests, s.Errors)
 		}
-		if s.LatencyMs.Min < 300 {
-			t.Fatalf("timed out after %v ms, before the deadline", s.LatencyMs.Min)
+		if s.LatencyMs.Measured() {
+			t.Fatalf("OK latency %+v measured from timeouts", s.LatencyMs)
+		}
+		if min, ok := s.KOLatencyMs.Get("min"); !ok || min < 300 {
+			t.Fatalf("KO latency min %v (%v): want the timeouts, ≥ 300 ms", min, ok)
 		}
 		t.Logf("2 users against a silent server: done in %v", time.Since(t0))
 	})
