@@ -28,11 +28,12 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// gatling runs the command with args and returns its exit status and output.
-func gatling(t *testing.T, args ...string) (code int, stdout, stderr string) {
+// gatling runs the command with args and only the variables in env (none
+// of the caller's: each flag has one) and returns its exit status and output.
+func gatling(t *testing.T, env []string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "GATLING_TEST_MAIN=1")
+	cmd.Env = append([]string{"GATLING_TEST_MAIN=1"}, env...)
 	var out, errOut strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
@@ -66,23 +67,26 @@ func TestExitStatus(t *testing.T) {
 	short := []string{"-users", "2", "-ramp", "0s", "-duration", "200ms", "-pause", "20ms", "-quiet"}
 	tests := []struct {
 		name string
+		env  []string
 		args []string
 		code int
 		want string // in stdout+stderr
 	}{
-		{"help", []string{"-h"}, 0, "Usage: gatling"},
-		{"contract's command line, shortened", []string{"-baseUrl", srv.URL, "-users", "2", "-ramp", "100ms", "-duration", "300ms", "-pause", "50ms"}, 0, "responses per servedBy"},
-		{"assertions pass", append([]string{"-base-url", srv.URL, "-assert", "ko=0", "-assert", "p99<10s", "-assert", "reqPerSec>0"}, short...), 0, "assertion p99<10s: passed"},
-		{"an assertion fails", append([]string{"-base-url", srv.URL, "-assert", "ko=0", "-assert", "p99<1us"}, short...), 1, "assertion p99<1us: failed"},
-		{"malformed assertion", append([]string{"-base-url", srv.URL, "-assert", "p99<<5ms"}, short...), 2, `invalid value "p99<<5ms" for flag -assert`},
-		{"closed port with ko=0", append([]string{"-base-url", closed, "-assert", "ko=0"}, short...), 1, "assertion ko=0: failed"},
-		{"closed port without assertions", append([]string{"-base-url", closed}, short...), 0, "connection refused"},
-		{"unknown flag", []string{"-base_url", srv.URL}, 2, "flag provided but not defined: -base_url"},
+		{"help", nil, []string{"-h"}, 0, "Usage: gatling"},
+		{"contract's command line, shortened", nil, []string{"-baseUrl", srv.URL, "-users", "2", "-ramp", "100ms", "-duration", "300ms", "-pause", "50ms"}, 0, "responses per servedBy"},
+		{"assertions pass", nil, append([]string{"-base-url", srv.URL, "-assert", "ko=0", "-assert", "p99<10s", "-assert", "reqPerSec>0"}, short...), 0, "assertion p99<10s: passed"},
+		{"an assertion fails", nil, append([]string{"-base-url", srv.URL, "-assert", "ko=0", "-assert", "p99<1us"}, short...), 1, "assertion p99<1us: failed"},
+		{"malformed assertion", nil, append([]string{"-base-url", srv.URL, "-assert", "p99<<5ms"}, short...), 2, `invalid value "p99<<5ms" for flag -assert`},
+		{"closed port with ko=0", nil, append([]string{"-base-url", closed, "-assert", "ko=0"}, short...), 1, "assertion ko=0: failed"},
+		{"closed port without assertions", nil, append([]string{"-base-url", closed}, short...), 0, "connection refused"},
+		{"unknown flag", nil, []string{"-base_url", srv.URL}, 2, "flag provided but not defined: -base_url"},
+		{"ASSERT against a closed port", []string{"ASSERT=ko=0"}, append([]string{"-base-url", closed}, short...), 1, "assertion ko=0: failed"},
+		{"malformed ASSERT", []string{"ASSERT=p99<5"}, append([]string{"-base-url", srv.URL}, short...), 2, `ASSERT: "p99<5"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			args := append([]string{"-out", t.TempDir()}, tt.args...)
-			code, out, errOut := gatling(t, args...)
+			code, out, errOut := gatling(t, tt.env, args...)
 			if code != tt.code {
 				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tt.code, out, errOut)
 			}
@@ -100,7 +104,7 @@ func TestInterruptChecksAssertions(t *testing.T) {
 	dir := t.TempDir()
 	cmd := exec.Command(os.Args[0], "-base-url", srv.URL, "-users", "2", "-ramp", "0s", "-duration", "1h", "-pause", "20ms",
 		"-interval", "100ms", "-out", dir, "-assert", "ko=0")
-	cmd.Env = append(os.Environ(), "GATLING_TEST_MAIN=1")
+	cmd.Env = []string{"GATLING_TEST_MAIN=1"}
 	var out strings.Builder
 	var errOut syncBuffer // read while the process writes it
 	cmd.Stdout, cmd.Stderr = &out, &errOut

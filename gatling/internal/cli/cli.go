@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os/signal"
@@ -22,6 +21,7 @@ import (
 	"github.com/goblog/goblog/gatling/internal/load"
 	"github.com/goblog/goblog/gatling/internal/report"
 	"github.com/goblog/goblog/gatling/internal/stats"
+	"github.com/goblog/goblog/internal/conf"
 )
 
 // Exit codes.
@@ -50,11 +50,12 @@ type Env struct {
 	// Now names the default report directory (time.Now when nil); the run
 	// itself is timed by the real clock.
 	Now func() time.Time
+	// LookupEnv reads the environment variables that back the flags
+	// (os.LookupEnv when nil).
+	LookupEnv func(string) (string, bool)
 }
 
-const usageHead = `Usage: gatling [flags]
-
-Replays the tutorial's Gatling simulation: -users virtual users start evenly
+const summary = `Replays the tutorial's Gatling simulation: -users virtual users start evenly
 over -ramp; each loops for -duration: takes the next id from the circular
 feeder, GETs <base-url>/accounts/{id} with Accept: application/json, checks
 for 200, pauses -pause. Each user keeps its own connection, as Gatling's do.
@@ -64,7 +65,8 @@ KO latencies apart, Gatling's response-time ranges), and writes index.html
 (charts) and stats.json into the report directory. Ctrl-C stops the run
 early and still writes the report and checks the assertions.
 
--assert EXPR (repeatable) is checked at the end, even after Ctrl-C. EXPR is
+-assert EXPR (repeatable; several may also be given comma-separated, as in
+ASSERT='ko=0,p99<5ms') is checked at the end, even after Ctrl-C. EXPR is
 METRIC OP VALUE with OP one of <, <=, >, >=, =, != and METRIC one of:
   requests, ok, ko      a count (ko=0, ok>=1000), or for ok and ko a share of
                         all requests (ko<1%)
@@ -76,21 +78,60 @@ Each is printed as "assertion p99<5ms: passed (p99 3.21 ms)" and recorded in
 stats.json. Quote expressions with < or > for the shell.
 
 Exit status: 0 done and every assertion passed; 1 an assertion failed (or the
-report could not be written); 2 bad flags or assertions (nothing was sent);
-130 interrupted.
+report could not be written); 2 bad flags, variables or assertions (nothing
+was sent); 130 interrupted.
 
 Example:
   go run ./gatling -base-url http://localhost:6767 -users 1000 -ramp 10s -duration 30s -pause 1s
 
-Flags:
-`
+Aliases, the camelCase names Gatling users know (command line only):
+  -baseUrl              same as -base-url
+  -keepAlive            same as -keep-alive
+  -maxRequestsPerConn   same as -max-requests-per-conn
+  -path                 same as -request-path`
 
-// aliases are the camelCase names of earlier versions, kept for Gatling
-// users and scripts: alias -> flag.
-var aliases = []struct{ alias, name string }{
-	{"baseUrl", "base-url"},
-	{"keepAlive", "keep-alive"},
-	{"maxRequestsPerConn", "max-requests-per-conn"},
+// aliases are names of earlier versions, kept for Gatling users and scripts:
+// alias -> flag. -path became -request-path because its variable would be
+// PATH.
+var aliases = map[string]string{
+	"baseUrl":            "base-url",
+	"keepAlive":          "keep-alive",
+	"maxRequestsPerConn": "max-requests-per-conn",
+	"path":               "request-path",
+}
+
+// boolFlags take no separate value argument.
+var boolFlags = map[string]bool{"keep-alive": true, "quiet": true, "version": true, "h": true, "help": true}
+
+// canonicalArgs rewrites the aliases in args to their flag names (-baseUrl
+// x, --baseUrl=x), leaving flag values and everything after "--" or the
+// first non-flag argument alone.
+func canonicalArgs(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" || a == "-" || !strings.HasPrefix(a, "-") {
+			return append(out, args[i:]...)
+		}
+		dashes, name := "-", a[1:]
+		if strings.HasPrefix(name, "-") {
+			dashes, name = "--", name[1:]
+		}
+		name, value, hasValue := strings.Cut(name, "=")
+		if n, ok := aliases[name]; ok {
+			name = n
+		}
+		if hasValue {
+			out = append(out, dashes+name+"="+value)
+			continue
+		}
+		out = append(out, dashes+name)
+		if !boolFlags[name] && i+1 < len(args) { // the next argument is this flag's value
+			i++
+			out = append(out, args[i])
+		}
+	}
+	return out
 }
 
 // options is everything the command line says.
@@ -102,64 +143,36 @@ type options struct {
 	assertions []assertion.Assertion
 }
 
-// newFlagSet declares the flags into o (filled with the defaults). Its
-// usage lists each flag once and its aliases apart.
-func newFlagSet(o *options, stderr io.Writer, defaultOut string) *flag.FlagSet {
-	o.cfg = load.Defaults()
-	fs := flag.NewFlagSet("gatling", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// newSet declares the flags into o, each with its environment variable.
+func newSet(o *options, env Env) *conf.Set {
+	d := load.Defaults()
+	s := conf.New("gatling", summary)
+	s.Stdout, s.Stderr, s.LookupEnv = env.Stdout, env.Stderr, env.LookupEnv
 	c := &o.cfg
-	fs.StringVar(&c.BaseURL, "base-url", c.BaseURL, "where the service answers (`URL`, http or https)")
-	fs.StringVar(&c.Path, "path", c.Path, "request path; {id} stands for the feeder's id")
-	fs.IntVar(&c.Users, "users", c.Users, "number of virtual users")
-	fs.DurationVar(&c.Ramp, "ramp", c.Ramp, "time over which the users start (0: all at once)")
-	fs.DurationVar(&c.Duration, "duration", c.Duration, "how long each user loops, from its own start")
-	fs.DurationVar(&c.Pause, "pause", c.Pause, "pause after each request (0s: closed loop, no pause)")
-	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "deadline of every request (connect, answer and body)")
-	fs.BoolVar(&c.KeepAlive, "keep-alive", c.KeepAlive, "reuse each user's connection (false: a new connection per request)")
-	fs.IntVar(&c.MaxRequestsPerConn, "max-requests-per-conn", c.MaxRequestsPerConn, "close a user's connection after this many requests (0: no limit)")
-	fs.DurationVar(&c.Interval, "interval", c.Interval, "progress line and timeline interval")
-	fs.StringVar(&o.feeder, "feeder", "", "CSV feeder `file` with an accountId column (default: the shipped gatling/accounts.csv, ids 10000…10099)")
-	fs.StringVar(&o.out, "out", "", "report `directory` (default "+filepath.Join(defaultOut, "<timestamp>")+")")
-	fs.BoolVar(&o.quiet, "quiet", false, "no progress line")
-	fs.Func("assert", "check `EXPR` at the end, e.g. ko=0 or 'p99<5ms' (repeatable; see above)", func(v string) error {
-		a, err := assertion.Parse(v)
-		if err != nil {
-			return err
+	s.String(&c.BaseURL, "base-url", d.BaseURL, "where the service answers (`URL`, http or https)")
+	s.String(&c.Path, "request-path", d.Path, "request path; {id} stands for the feeder's id")
+	s.Int(&c.Users, "users", d.Users, "number of virtual users")
+	s.Duration(&c.Ramp, "ramp", d.Ramp, "time over which the users start (0: all at once)")
+	s.Duration(&c.Duration, "duration", d.Duration, "how long each user loops, from its own start")
+	s.Duration(&c.Pause, "pause", d.Pause, "pause after each request (0s: closed loop, no pause)")
+	s.Duration(&c.Timeout, "timeout", d.Timeout, "deadline of every request (connect, answer and body)")
+	s.Bool(&c.KeepAlive, "keep-alive", d.KeepAlive, "reuse each user's connection (false: a new connection per request)")
+	s.Int(&c.MaxRequestsPerConn, "max-requests-per-conn", d.MaxRequestsPerConn, "close a user's connection after this many requests (0: no limit)")
+	s.Duration(&c.Interval, "interval", d.Interval, "progress line and timeline interval")
+	s.String(&o.feeder, "feeder", "", "CSV feeder `file` with an accountId column (default: the shipped gatling/accounts.csv, ids 10000…10099)")
+	s.String(&o.out, "out", "", "report `directory` (default "+filepath.Join(env.DefaultOut, "<timestamp>")+")")
+	s.Bool(&o.quiet, "quiet", false, "no progress line")
+	s.Func("assert", "check `EXPR` at the end, e.g. ko=0 or 'p99<5ms' (repeatable; see above)", func(v string) error {
+		for _, expr := range strings.Split(v, ",") {
+			a, err := assertion.Parse(expr)
+			if err != nil {
+				return err
+			}
+			o.assertions = append(o.assertions, a)
 		}
-		o.assertions = append(o.assertions, a)
 		return nil
 	})
-	for _, a := range aliases {
-		f := fs.Lookup(a.name)
-		fs.Var(f.Value, a.alias, "alias of -"+a.name)
-	}
-	fs.Usage = func() { usage(fs) }
-	return fs
-}
-
-// usage prints the head, every flag but the aliases, then the aliases.
-func usage(fs *flag.FlagSet) {
-	w := fs.Output()
-	fmt.Fprint(w, usageHead)
-	isAlias := map[string]string{}
-	for _, a := range aliases {
-		isAlias[a.alias] = a.name
-	}
-	primary := flag.NewFlagSet(fs.Name(), flag.ContinueOnError)
-	primary.SetOutput(w)
-	fs.VisitAll(func(f *flag.Flag) {
-		if _, ok := isAlias[f.Name]; ok {
-			return
-		}
-		primary.Var(f.Value, f.Name, f.Usage)
-		primary.Lookup(f.Name).DefValue = f.DefValue
-	})
-	primary.PrintDefaults()
-	fmt.Fprintln(w, "\nAliases (the camelCase names Gatling users know):")
-	for _, a := range aliases {
-		fmt.Fprintf(w, "  -%-20s same as -%s\n", a.alias, a.name)
-	}
+	return s
 }
 
 // Main runs the command with a context cancelled by SIGINT or SIGTERM.
@@ -180,19 +193,13 @@ func Run(ctx context.Context, env Env) int {
 		now = time.Now
 	}
 	var o options
-	fs := newFlagSet(&o, env.Stderr, env.DefaultOut)
-	if err := fs.Parse(env.Args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return ExitOK
-		}
-		return ExitUsage // the flag package printed the error and the usage
+	set := newSet(&o, env)
+	if done, err := set.Parse(canonicalArgs(env.Args)); done || err != nil {
+		return set.ExitCode(err) // 0 after -h or -version, else 2 with the error
 	}
 	cfg := o.cfg
-	if fs.NArg() > 0 {
-		return usageError(fs, env.Stderr, fmt.Errorf("unexpected argument %q (flags only)", fs.Arg(0)))
-	}
 	if err := cfg.Validate(); err != nil {
-		return usageError(fs, env.Stderr, err)
+		return set.ExitCode(err)
 	}
 
 	var ids []string
@@ -232,7 +239,7 @@ func Run(ctx context.Context, env Env) int {
 	}
 	runner, err := load.NewRunner(cfg, circ, rec, progress)
 	if err != nil {
-		return usageError(fs, env.Stderr, err)
+		return set.ExitCode(err)
 	}
 	fmt.Fprintf(env.Stderr, "gatling: %d users over %v, each for %v with %v pause, against %s; report in %s\n",
 		cfg.Users, cfg.Ramp, cfg.Duration, cfg.Pause, cfg.BaseURL, dir)
@@ -288,12 +295,6 @@ func failed(rs []assertion.Result) int {
 		}
 	}
 	return n
-}
-
-func usageError(fs *flag.FlagSet, w io.Writer, err error) int {
-	fmt.Fprintf(w, "gatling: %s\n\n", strings.ReplaceAll(err.Error(), "\n", "\ngatling: "))
-	fs.Usage()
-	return ExitUsage
 }
 
 func msTextShort(p *float64) string {

@@ -19,6 +19,15 @@ import (
 
 const feederCSV = "accountId\n10000\n10001\n"
 
+// noEnv is an empty environment: the tests do not depend on the variables
+// of whoever runs them.
+func noEnv(string) (string, bool) { return "", false }
+
+// envOf is an environment holding kv.
+func envOf(kv map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := kv[k]; return v, ok }
+}
+
 // syncBuffer is written by the progress goroutine and read by the test.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -62,30 +71,32 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-keep-alive=maybe"}, `invalid boolean value "maybe" for -keep-alive`},
 		{[]string{"-max-requests-per-conn", "-1"}, "must be 0 (no limit) or more"},
 		{[]string{"-duration", "0s", "-pause", "-1s"}, "duration 0s: must be positive"},
-		{[]string{"extra"}, `unexpected argument "extra"`},
+		{[]string{"extra"}, `unexpected arguments: extra`},
+		{[]string{"-users", "5", "extra"}, `unexpected arguments: extra`},
+		{[]string{"-path", "/accounts"}, `request-path "/accounts": must start with / and contain {id}`},
 		{[]string{"-feeder", "/does/not/exist.csv"}, "open feeder"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			var out, errOut bytes.Buffer
-			code := Run(context.Background(), Env{Args: tt.args, Stdout: &out, Stderr: &errOut, EmbeddedFeeder: []byte(feederCSV), DefaultOut: t.TempDir()})
+			code := Run(context.Background(), Env{Args: tt.args, Stdout: &out, Stderr: &errOut, LookupEnv: noEnv, EmbeddedFeeder: []byte(feederCSV), DefaultOut: t.TempDir()})
 			if code != ExitUsage {
 				t.Fatalf("exit %d, want %d; stderr:\n%s", code, ExitUsage, errOut.String())
 			}
 			if !strings.Contains(errOut.String(), tt.want) {
 				t.Fatalf("stderr lacks %q:\n%s", tt.want, errOut.String())
 			}
-			if !strings.Contains(tt.want, "feeder") && !strings.Contains(errOut.String(), "Usage: gatling") {
-				t.Fatalf("no usage after the error:\n%s", errOut.String())
+			if !strings.Contains(tt.want, "feeder") && !strings.Contains(errOut.String(), "Run 'gatling -h' for usage") {
+				t.Fatalf("no pointer to the usage after the error:\n%s", errOut.String())
 			}
 		})
 	}
 	var errOut bytes.Buffer
-	if code := Run(context.Background(), Env{Args: nil, Stdout: &errOut, Stderr: &errOut, DefaultOut: t.TempDir()}); code != ExitUsage || !strings.Contains(errOut.String(), "-feeder is required") {
+	if code := Run(context.Background(), Env{Args: nil, Stdout: &errOut, Stderr: &errOut, LookupEnv: noEnv, DefaultOut: t.TempDir()}); code != ExitUsage || !strings.Contains(errOut.String(), "-feeder is required") {
 		t.Fatalf("no feeder: exit %d\n%s", code, errOut.String())
 	}
 	errOut.Reset()
-	if code := Run(context.Background(), Env{Args: []string{"-h"}, Stdout: &errOut, Stderr: &errOut}); code != ExitOK {
+	if code := Run(context.Background(), Env{Args: []string{"-h"}, Stdout: &errOut, Stderr: &errOut, LookupEnv: noEnv}); code != ExitOK {
 		t.Fatalf("-h: exit %d\n%s", code, errOut.String())
 	}
 	help := errOut.String()
@@ -114,12 +125,12 @@ func TestBadAssertions(t *testing.T) {
 			var out, errOut bytes.Buffer
 			code := Run(context.Background(), Env{
 				Args:   []string{"-base-url", srv.URL, "-users", "1", "-ramp", "0s", "-duration", "200ms", "-assert", "ko=0", "-assert", expr, "-out", t.TempDir()},
-				Stdout: &out, Stderr: &errOut, EmbeddedFeeder: []byte(feederCSV),
+				Stdout: &out, Stderr: &errOut, LookupEnv: noEnv, EmbeddedFeeder: []byte(feederCSV),
 			})
 			if code != ExitUsage {
 				t.Fatalf("exit %d, want %d\n%s", code, ExitUsage, errOut.String())
 			}
-			if !strings.Contains(errOut.String(), fmt.Sprintf("invalid value %q for flag -assert", expr)) || !strings.Contains(errOut.String(), "Usage: gatling") {
+			if !strings.Contains(errOut.String(), fmt.Sprintf("invalid value %q for flag -assert", expr)) || !strings.Contains(errOut.String(), "Run 'gatling -h' for usage") {
 				t.Fatalf("stderr does not name the expression or lacks the usage:\n%s", errOut.String())
 			}
 		})
@@ -136,7 +147,7 @@ func TestShortRun(t *testing.T) {
 	var errOut syncBuffer
 	code := Run(context.Background(), Env{
 		Args:   []string{"-baseUrl", srv.URL, "-users", "4", "-ramp", "200ms", "-duration", "1500ms", "-pause", "50ms", "-out", dir},
-		Stdout: &out, Stderr: &errOut, EmbeddedFeeder: []byte(feederCSV),
+		Stdout: &out, Stderr: &errOut, LookupEnv: noEnv, EmbeddedFeeder: []byte(feederCSV),
 	})
 	if code != ExitOK {
 		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errOut.String())
@@ -186,7 +197,7 @@ func TestInterruptWritesReport(t *testing.T) {
 	go func() {
 		done <- Run(ctx, Env{
 			Args:   []string{"-baseUrl", srv.URL, "-users", "10", "-ramp", "1s", "-duration", "1h", "-pause", "20ms", "-interval", "100ms", "-assert", "ko=0", "-assert", "ok>=1000000"},
-			Stdout: &out, Stderr: &errOut, EmbeddedFeeder: []byte(feederCSV), DefaultOut: parent,
+			Stdout: &out, Stderr: &errOut, LookupEnv: noEnv, EmbeddedFeeder: []byte(feederCSV), DefaultOut: parent,
 			Now: func() time.Time { return time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC) },
 		})
 	}()
@@ -295,7 +306,7 @@ func TestSplitOKAndKO(t *testing.T) {
 	var errOut syncBuffer
 	code := Run(context.Background(), Env{
 		Args:   []string{"-base-url", srv.URL, "-users", "2", "-ramp", "0s", "-duration", "300ms", "-pause", "5ms", "-quiet", "-out", dir, "-assert", "ok>0", "-assert", "p50>=3ms"},
-		Stdout: &out, Stderr: &errOut, EmbeddedFeeder: []byte(feederCSV),
+		Stdout: &out, Stderr: &errOut, LookupEnv: noEnv, EmbeddedFeeder: []byte(feederCSV),
 	})
 	if code != ExitOK {
 		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errOut.String())
@@ -330,7 +341,7 @@ func TestClosedPort(t *testing.T) {
 	var errOut syncBuffer
 	code := Run(context.Background(), Env{
 		Args:   []string{"-base-url", "http://" + closedPort(t), "-users", "1", "-ramp", "0s", "-duration", "200ms", "-pause", "10ms", "-quiet", "-out", dir, "-assert", "ko=0", "-assert", "p99<5ms"},
-		Stdout: &out, Stderr: &errOut, EmbeddedFeeder: []byte(feederCSV),
+		Stdout: &out, Stderr: &errOut, LookupEnv: noEnv, EmbeddedFeeder: []byte(feederCSV),
 	})
 	if code != ExitFailed {
 		t.Fatalf("exit %d, want %d\n%s\n%s", code, ExitFailed, out.String(), errOut.String())
@@ -386,12 +397,97 @@ func TestAssertionExitCodes(t *testing.T) {
 				args = append(args, "-assert", a)
 			}
 			var out, errOut bytes.Buffer
-			code := Run(context.Background(), Env{Args: args, Stdout: &out, Stderr: &errOut, EmbeddedFeeder: []byte(feederCSV)})
+			code := Run(context.Background(), Env{Args: args, Stdout: &out, Stderr: &errOut, LookupEnv: noEnv, EmbeddedFeeder: []byte(feederCSV)})
 			if code != tt.code {
 				t.Fatalf("exit %d, want %d\n%s\n%s", code, tt.code, out.String(), errOut.String())
 			}
 			if s := readStats(t, dir); len(s.Assertions) != len(tt.asserts) {
 				t.Fatalf("stats.json holds %d assertions, want %d", len(s.Assertions), len(tt.asserts))
+			}
+		})
+	}
+}
+
+func TestCanonicalArgs(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"-baseUrl http://x -users 5", "-base-url http://x -users 5"},
+		{"--baseUrl=http://x -keepAlive=false -maxRequestsPerConn 10", "--base-url=http://x -keep-alive=false -max-requests-per-conn 10"},
+		{"-keepAlive -baseUrl http://x", "-keep-alive -base-url http://x"},
+		{"-path /a/{id} -quiet -baseUrl u", "-request-path /a/{id} -quiet -base-url u"},
+		// A value is never rewritten, nor anything after -- or a non-flag.
+		{"-feeder -baseUrl -users 1", "-feeder -baseUrl -users 1"},
+		{"-users 1 -- -baseUrl", "-users 1 -- -baseUrl"},
+		{"extra -baseUrl x", "extra -baseUrl x"},
+		{"-assert ko=0 -assert p99<5ms", "-assert ko=0 -assert p99<5ms"},
+	}
+	for _, tt := range tests {
+		if got := strings.Join(canonicalArgs(strings.Fields(tt.in)), " "); got != tt.want {
+			t.Errorf("canonicalArgs(%s) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestEnvironment: every flag has its variable (conf's rule); the command
+// line wins; ASSERT takes comma-separated expressions; a malformed variable
+// is an error naming it, before any load; PATH is not the request path.
+func TestEnvironment(t *testing.T) {
+	srv := servedByServer(t)
+	base := map[string]string{
+		"BASE_URL": srv.URL, "USERS": "1", "RAMP": "0s", "DURATION": "100ms", "PAUSE": "10ms", "QUIET": "true",
+		"PATH": "/usr/local/bin:/usr/bin", "ASSERT": "ko=0,requests>0",
+	}
+	with := func(kv map[string]string) map[string]string {
+		m := map[string]string{}
+		for k, v := range base {
+			m[k] = v
+		}
+		for k, v := range kv {
+			m[k] = v
+		}
+		return m
+	}
+	t.Run("variables", func(t *testing.T) {
+		dir := t.TempDir()
+		var out, errOut bytes.Buffer
+		code := Run(context.Background(), Env{Args: []string{"-out", dir}, Stdout: &out, Stderr: &errOut, EmbeddedFeeder: []byte(feederCSV),
+			LookupEnv: envOf(with(map[string]string{"USERS": "3"}))})
+		if code != ExitOK {
+			t.Fatalf("exit %d\n%s\n%s", code, out.String(), errOut.String())
+		}
+		if !strings.Contains(out.String(), "assertion ko=0: passed") || !strings.Contains(out.String(), "assertion requests>0: passed") {
+			t.Fatalf("ASSERT not applied:\n%s", out.String())
+		}
+		if !strings.Contains(out.String(), "3 users (3 started)") || strings.Contains(errOut.String(), "req/s |") {
+			t.Fatalf("USERS or QUIET not applied:\n%s\n%s", out.String(), errOut.String())
+		}
+	})
+	t.Run("flag wins", func(t *testing.T) {
+		var out, errOut bytes.Buffer
+		code := Run(context.Background(), Env{Args: []string{"-out", t.TempDir(), "-users", "2", "-assert", "ok>0"}, Stdout: &out, Stderr: &errOut,
+			EmbeddedFeeder: []byte(feederCSV), LookupEnv: envOf(with(map[string]string{"USERS": "many", "ASSERT": "p99<<1"}))})
+		if code != ExitOK || !strings.Contains(out.String(), "2 users (2 started)") || strings.Contains(out.String(), "assertion ko=0") {
+			t.Fatalf("exit %d\n%s\n%s", code, out.String(), errOut.String())
+		}
+	})
+	for _, tt := range []struct{ name, value, want string }{
+		{"ASSERT", "ko=0,p99<<5ms", `ASSERT: "ko=0,p99<<5ms"`},
+		{"USERS", "x", `USERS: "x"`},
+		{"KEEP_ALIVE", "maybe", `KEEP_ALIVE: "maybe"`},
+		{"BASE_URL", "localhost:6767", "scheme must be http"},
+	} {
+		t.Run("malformed "+tt.name, func(t *testing.T) {
+			var hits atomic.Int64
+			probe := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+			defer probe.Close()
+			env := with(map[string]string{"BASE_URL": probe.URL})
+			env[tt.name] = tt.value
+			var out, errOut bytes.Buffer
+			code := Run(context.Background(), Env{Args: []string{"-out", t.TempDir()}, Stdout: &out, Stderr: &errOut, EmbeddedFeeder: []byte(feederCSV), LookupEnv: envOf(env)})
+			if code != ExitUsage || !strings.Contains(errOut.String(), tt.want) {
+				t.Fatalf("exit %d, want %d and %q\n%s", code, ExitUsage, tt.want, errOut.String())
+			}
+			if hits.Load() != 0 {
+				t.Fatalf("%d requests sent", hits.Load())
 			}
 		})
 	}

@@ -301,14 +301,14 @@ func TestValidate(t *testing.T) {
 	}{
 		{"scheme", func(c *Config) { c.BaseURL = "ftp://x" }, "scheme must be http"},
 		{"no host", func(c *Config) { c.BaseURL = "http://" }, "no host"},
-		{"unparsable", func(c *Config) { c.BaseURL = "http://[::1" }, "baseUrl"},
+		{"unparsable", func(c *Config) { c.BaseURL = "http://[::1" }, "base-url"},
 		{"query", func(c *Config) { c.BaseURL = "http://x/?a=1" }, "no query"},
 		{"users", func(c *Config) { c.Users = 0 }, "users 0"},
 		{"ramp", func(c *Config) { c.Ramp = -time.Second }, "ramp"},
 		{"duration", func(c *Config) { c.Duration = 0 }, "duration"},
 		{"pause", func(c *Config) { c.Pause = -1 }, "pause"},
 		{"timeout", func(c *Config) { c.Timeout = 0 }, "timeout"},
-		{"cap", func(c *Config) { c.MaxRequestsPerConn = -1 }, "maxRequestsPerConn"},
+		{"cap", func(c *Config) { c.MaxRequestsPerConn = -1 }, "max-requests-per-conn"},
 		{"path", func(c *Config) { c.Path = "/accounts" }, "{id}"},
 	}
 	for _, tt := range tests {
