@@ -20,7 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/goblog/goblog/discoverytoken"
-	"github.com/goblog/goblog/discoverytoken/internal/turbine"
+	"github.com/goblog/goblog/turbine/internal/turbine"
 )
 
 // Config is turbine's configuration, from flags with environment fallbacks.
