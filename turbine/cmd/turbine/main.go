@@ -10,9 +10,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -20,15 +20,15 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/goblog/goblog/discoverytoken"
+	"github.com/goblog/goblog/internal/httpserve"
 	"github.com/goblog/goblog/turbine/internal/turbine"
 )
 
 // Config is turbine's configuration, from flags with environment fallbacks.
 type Config struct {
+	turbine.Config // bounds, intervals and the watcher
 	Listen         string
 	AMQPURL        string
-	StreamPath     string
-	EmitInterval   time.Duration
 	ExpiryInterval time.Duration
 	LogFormat      string
 }
@@ -41,13 +41,13 @@ func (c Config) Validate() error {
 	if c.AMQPURL == "" {
 		return errors.New("-amqp-url is empty")
 	}
-	if c.EmitInterval < 100*time.Millisecond || c.ExpiryInterval < 10*time.Millisecond {
-		return errors.New("-emit-interval must be at least 100ms and -expiry-interval at least 10ms")
+	if c.ExpiryInterval < 10*time.Millisecond {
+		return errors.New("-expiry-interval must be at least 10ms")
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		return fmt.Errorf("-log-format %q: want json or text", c.LogFormat)
 	}
-	return nil
+	return c.Config.Validate()
 }
 
 func env(name, def string) string {
@@ -64,13 +64,37 @@ func envDuration(name string, def time.Duration) time.Duration {
 	return def
 }
 
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return n
+	}
+	return def
+}
+
 func parseFlags(args []string) (Config, error) {
 	fs := flag.NewFlagSet("turbine", flag.ContinueOnError)
-	var c Config
+	c := Config{Config: turbine.DefaultConfig()}
+	d := c.Config
 	fs.StringVar(&c.Listen, "listen", env("LISTEN", ":8282"), "HTTP listen address (env LISTEN)")
 	fs.StringVar(&c.AMQPURL, "amqp-url", env("AMQP_URL", "amqp://guest:guest@rabbitmq:5672/"), "RabbitMQ carrying the discovery tokens (env AMQP_URL)")
-	fs.StringVar(&c.StreamPath, "stream-path", env("STREAM_PATH", "/hystrix.stream"), "metrics stream path on every instance (env STREAM_PATH)")
-	fs.DurationVar(&c.EmitInterval, "emit-interval", envDuration("EMIT_INTERVAL", time.Second), "how often /turbine.stream sends the aggregate (env EMIT_INTERVAL)")
+	fs.StringVar(&c.StreamPath, "stream-path", env("STREAM_PATH", d.StreamPath), "metrics stream path on every instance (env STREAM_PATH)")
+	fs.DurationVar(&c.EmitInterval, "emit-interval", envDuration("EMIT_INTERVAL", d.EmitInterval), "how often /turbine.stream sends the aggregate (env EMIT_INTERVAL)")
+	fs.StringVar(&c.WatcherURL, "watcher-url", env("WATCHER_URL", d.WatcherURL), "swarmwatcher whose running tasks verify the tokens' addresses (env WATCHER_URL)")
+	fs.StringVar(&c.Stack, "stack", env("STACK", d.Stack), "stack prefix of the swarm service names (env STACK)")
+	fs.DurationVar(&c.VerifyInterval, "verify-interval", envDuration("VERIFY_INTERVAL", d.VerifyInterval), "how often unverified instances are checked again; the watcher's answer is cached as long (env VERIFY_INTERVAL)")
+	fs.DurationVar(&c.WatcherTimeout, "watcher-timeout", envDuration("WATCHER_TIMEOUT", d.WatcherTimeout), "deadline of one watcher query (env WATCHER_TIMEOUT)")
+	fs.IntVar(&c.MaxStreams, "max-streams", envInt("MAX_STREAMS", d.MaxStreams), "instance streams at most at once (env MAX_STREAMS)")
+	fs.IntVar(&c.MaxConcurrentDials, "max-concurrent-dials", envInt("MAX_CONCURRENT_DIALS", d.MaxConcurrentDials), "instance streams connecting at most at once (env MAX_CONCURRENT_DIALS)")
+	fs.DurationVar(&c.DialTimeout, "dial-timeout", envDuration("DIAL_TIMEOUT", d.DialTimeout), "deadline to connect to an instance's stream (env DIAL_TIMEOUT)")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", envDuration("IDLE_TIMEOUT", d.IdleTimeout), "drop an instance stream silent this long (env IDLE_TIMEOUT)")
+	fs.IntVar(&c.MaxLine, "max-line", envInt("MAX_LINE", d.MaxLine), "longest line of an instance stream, bytes (env MAX_LINE)")
+	fs.IntVar(&c.MaxKeysPerHost, "max-keys-per-host", envInt("MAX_KEYS_PER_HOST", d.MaxKeysPerHost), "distinct circuits and pools one instance may report (env MAX_KEYS_PER_HOST)")
+	fs.IntVar(&c.MaxBytesPerHost, "max-bytes-per-host", envInt("MAX_BYTES_PER_HOST", d.MaxBytesPerHost), "bytes of samples kept per instance (env MAX_BYTES_PER_HOST)")
+	fs.DurationVar(&c.MinBackoff, "min-backoff", envDuration("MIN_BACKOFF", d.MinBackoff), "first reconnect delay of an instance stream (env MIN_BACKOFF)")
+	fs.DurationVar(&c.MaxBackoff, "max-backoff", envDuration("MAX_BACKOFF", d.MaxBackoff), "longest reconnect delay of an instance stream (env MAX_BACKOFF)")
+	fs.IntVar(&c.MaxClients, "max-clients", envInt("MAX_CLIENTS", d.MaxClients), "/turbine.stream clients at most (env MAX_CLIENTS)")
+	fs.IntVar(&c.MaxClusters, "max-clusters", envInt("MAX_CLUSTERS", d.MaxClusters), "distinct ?cluster= aggregates per round (env MAX_CLUSTERS)")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", envDuration("WRITE_TIMEOUT", d.WriteTimeout), "deadline of one JSON answer or stream round (env WRITE_TIMEOUT)")
 	fs.DurationVar(&c.ExpiryInterval, "expiry-interval", envDuration("EXPIRY_INTERVAL", 250*time.Millisecond), "how often silent instances are checked against their TTL (env EXPIRY_INTERVAL)")
 	fs.StringVar(&c.LogFormat, "log-format", env("LOG_FORMAT", "json"), "json or text (env LOG_FORMAT)")
 	fs.Usage = func() {
@@ -106,10 +130,10 @@ func main() {
 }
 
 func run(ctx context.Context, cfg Config, log *slog.Logger) error {
-	agg := turbine.NewAggregator()
-	streamsCtx, stopStreams := context.WithCancel(context.Background())
-	defer stopStreams()
-	streams := turbine.NewStreams(streamsCtx, turbine.StreamsConfig{Path: cfg.StreamPath, Logger: log}, agg)
+	agg := turbine.NewAggregator(cfg.MaxKeysPerHost, cfg.MaxBytesPerHost)
+	verifier := turbine.NewWatcherVerifier(cfg.WatcherURL, cfg.Stack, cfg.VerifyInterval, cfg.WatcherTimeout)
+	streams := turbine.NewStreams(cfg.Config, agg, verifier, log)
+	hub := turbine.NewHub(agg, cfg.EmitInterval, cfg.MaxClusters)
 	reg := discoverytoken.NewRegistry(discoverytoken.RegistryConfig{OnEvent: func(ev discoverytoken.Event) {
 		log.Info("instance "+string(ev.Type), "instanceId", ev.Instance.InstanceID, "service", ev.Instance.Service,
 			"address", ev.Instance.HostPort(), "reason", ev.Reason)
@@ -119,41 +143,19 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Addr: cfg.Listen,
-		Handler: turbine.NewHandler(turbine.ServerConfig{
-			Registry: reg, Subscription: consumer, Streams: streams, Aggregator: agg, Interval: cfg.EmitInterval, Logger: log,
-		}),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		// No WriteTimeout: /turbine.stream is long-lived; it sets a per-round write deadline.
-		BaseContext: func(net.Listener) context.Context { return ctx },
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	log.Info("turbine listening", "addr", ln.Addr().String(), "broker", redact(cfg.AMQPURL))
+	protection, _ := any(reg).(turbine.Protection) // once the registry has self-preservation
+	srv := httpserve.New(cfg.Listen, turbine.NewHandler(turbine.ServerConfig{
+		Config: cfg.Config, Registry: reg, Protection: protection, Subscription: consumer, Watcher: verifier,
+		Streams: streams, Aggregator: agg, Hub: hub, Logger: log,
+	}))
+	log.Info("turbine starting", "broker", redact(cfg.AMQPURL), "watcher", cfg.WatcherURL)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return consumer.Run(gctx) })
 	g.Go(func() error { return reg.RunExpiry(gctx, cfg.ExpiryInterval) })
-	g.Go(func() error {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serve: %w", err)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		<-gctx.Done()
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		err := srv.Shutdown(shutdownCtx)
-		stopStreams()
-		streams.Wait()
-		return err
-	})
+	g.Go(func() error { return streams.Run(gctx) })
+	g.Go(func() error { return hub.Run(gctx) })
+	g.Go(func() error { return httpserve.Run(gctx, srv, 5*time.Second, log) })
 	err = g.Wait()
 	log.Info("turbine stopped")
 	return err

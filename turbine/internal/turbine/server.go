@@ -1,19 +1,29 @@
 package turbine
 
 import (
-	"encoding/json"
-	"io"
+	"embed"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/goblog/goblog/discoverytoken"
+	"github.com/goblog/goblog/internal/jsonhttp"
+	"github.com/goblog/goblog/turbine/api"
 )
 
 // Instances lists the registry's live instances and its counters.
 type Instances interface {
 	Instances() []discoverytoken.Instance
+	Len() int
 	Stats() discoverytoken.RegistryStats
+}
+
+// Protection is what turbine needs from a registry with self-preservation: the IDs of the
+// instances it keeps although they fell silent. Optional; nil means none are protected.
+type Protection interface {
+	ProtectedIDs() []string
 }
 
 // Subscription tells whether the discovery consumer is subscribed to the broker.
@@ -22,104 +32,176 @@ type Subscription interface {
 	Stats() discoverytoken.ConsumerStats
 }
 
+// WatcherStats reports how the verifier's source of truth answered. Optional.
+type WatcherStats interface {
+	Stats() api.WatcherStats
+}
+
+var (
+	_ Instances    = (*discoverytoken.Registry)(nil)
+	_ Subscription = (*discoverytoken.Consumer)(nil)
+	_ WatcherStats = (*WatcherVerifier)(nil)
+)
+
 // ServerConfig configures the HTTP handler.
 type ServerConfig struct {
+	Config
 	Registry     Instances
+	Protection   Protection // optional
 	Subscription Subscription
+	Watcher      WatcherStats // optional
 	Streams      *Streams
 	Aggregator   *Aggregator
-	// Interval is how often /turbine.stream sends the aggregate. Default 1 s.
-	Interval time.Duration
-	Logger   *slog.Logger
+	Hub          *Hub
+	Logger       *slog.Logger
 }
 
-// InstanceView is one element of GET /api/instances.
-type InstanceView struct {
-	InstanceID      string    `json:"instanceId"`
-	Service         string    `json:"service"`
-	Address         string    `json:"address"`
-	Port            int       `json:"port"`
-	State           string    `json:"state"`
-	LastSeen        time.Time `json:"lastSeen"`
-	StreamConnected bool      `json:"streamConnected"`
-}
+//go:embed web
+var web embed.FS
 
-// NewHandler returns turbine's HTTP API: /turbine.stream, /api/instances, /api/stats and
-// /health.
+// contentSecurity lets the dashboard load only its own script and style and connect only
+// to its own origin.
+const contentSecurity = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+// maxClusterLen bounds ?cluster= (a service name of the token contract).
+const maxClusterLen = 255
+
+// NewHandler returns turbine's HTTP API: the dashboard at /, /turbine.stream,
+// /api/instances, /api/stats, /health (readiness) and /-/live (liveness).
 func NewHandler(cfg ServerConfig) http.Handler {
-	if cfg.Interval <= 0 {
-		cfg.Interval = time.Second
-	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	s := &server{cfg: cfg}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /turbine.stream", func(w http.ResponseWriter, r *http.Request) { serveStream(w, r, cfg) })
-	mux.HandleFunc("GET /api/instances", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, instanceViews(cfg))
+	mux.HandleFunc("GET /{$}", s.page("web/index.html", "text/html; charset=utf-8"))
+	mux.HandleFunc("GET /ui/app.js", s.page("web/app.js", "text/javascript; charset=utf-8"))
+	mux.HandleFunc("GET /ui/app.css", s.page("web/app.css", "text/css; charset=utf-8"))
+	mux.HandleFunc("GET "+api.PathStream, s.stream)
+	mux.HandleFunc("GET "+api.PathInstances, func(w http.ResponseWriter, r *http.Request) {
+		s.json(w, http.StatusOK, s.instances())
 	})
-	mux.HandleFunc("GET /api/stats", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{
-			"consumer":       cfg.Subscription.Stats(),
-			"registry":       cfg.Registry.Stats(),
-			"badStreamLines": cfg.Streams.BadLines(),
-			"liveInstances":  len(cfg.Registry.Instances()),
-			"aggregatedKeys": len(cfg.Aggregator.Snapshot()),
-		})
+	mux.HandleFunc("GET "+api.PathStats, func(w http.ResponseWriter, r *http.Request) {
+		s.json(w, http.StatusOK, s.stats())
 	})
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET "+api.PathHealth, func(w http.ResponseWriter, r *http.Request) {
 		if cfg.Subscription.Subscribed() {
-			writeJSON(w, http.StatusOK, map[string]string{"status": "UP"})
+			s.json(w, http.StatusOK, map[string]string{"status": "UP"})
 			return
 		}
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{
+		s.json(w, http.StatusServiceUnavailable, map[string]string{
 			"status": "DOWN", "reason": "not subscribed to the discovery exchange on the broker",
 		})
+	})
+	mux.HandleFunc("GET "+api.PathLive, func(w http.ResponseWriter, r *http.Request) {
+		s.json(w, http.StatusOK, map[string]string{"status": "UP"})
 	})
 	return mux
 }
 
-func instanceViews(cfg ServerConfig) []InstanceView {
-	connected := cfg.Streams.Connected()
-	insts := cfg.Registry.Instances()
-	out := make([]InstanceView, 0, len(insts))
+type server struct {
+	cfg       ServerConfig
+	streaming atomic.Int64
+	refused   atomic.Uint64
+}
+
+// json writes v within the write timeout.
+func (s *server) json(w http.ResponseWriter, status int, v any) {
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+	jsonhttp.Write(w, status, v)
+}
+
+func (s *server) page(file, contentType string) http.HandlerFunc {
+	body, err := web.ReadFile(file)
+	if err != nil {
+		panic("turbine: embedded " + file + " missing: " + err.Error()) // programmer error
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		h := w.Header()
+		h.Set("Content-Type", contentType)
+		h.Set("Content-Security-Policy", contentSecurity)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cache-Control", "no-cache")
+		_, _ = w.Write(body)
+	}
+}
+
+func (s *server) instances() []api.Instance {
+	status := s.cfg.Streams.Status()
+	protected := map[string]bool{}
+	if s.cfg.Protection != nil {
+		for _, id := range s.cfg.Protection.ProtectedIDs() {
+			protected[id] = true
+		}
+	}
+	insts := s.cfg.Registry.Instances()
+	out := make([]api.Instance, 0, len(insts))
 	for _, in := range insts {
-		out = append(out, InstanceView{
+		st := status[in.InstanceID]
+		out = append(out, api.Instance{
 			InstanceID: in.InstanceID, Service: in.Service, Address: in.Address, Port: in.Port,
-			State: string(in.State), LastSeen: in.LastSeen.UTC(), StreamConnected: connected[in.InstanceID],
+			State: string(in.State), LastSeen: in.LastSeen.UTC(), StreamConnected: st.Connected,
+			Verified: st.Verified, Protected: protected[in.InstanceID], Dials: st.Dials,
 		})
 	}
 	return out
 }
 
-// serveStream sends the aggregate every interval as server-sent events, one `data:` line
-// per (type, name), and a ping comment when there is nothing to send.
-func serveStream(w http.ResponseWriter, r *http.Request, cfg ServerConfig) {
+func (s *server) stats() api.Stats {
+	st := api.Stats{
+		Consumer:       s.cfg.Subscription.Stats(),
+		Registry:       s.cfg.Registry.Stats(),
+		LiveInstances:  s.cfg.Registry.Len(),
+		AggregatedKeys: s.cfg.Aggregator.Keys(),
+		BadStreamLines: s.cfg.Streams.BadLines(),
+		Streams:        s.cfg.Streams.Stats(),
+		Clients: api.ClientStats{
+			Streaming: int(s.streaming.Load()), Refused: s.refused.Load(),
+			Aggregations: s.cfg.Hub.Aggregations(), ClustersCapped: s.cfg.Hub.ClustersCapped(),
+		},
+	}
+	if s.cfg.Protection != nil {
+		st.Protected = len(s.cfg.Protection.ProtectedIDs())
+	}
+	if s.cfg.Watcher != nil {
+		st.Watcher = s.cfg.Watcher.Stats()
+	}
+	return st
+}
+
+// stream sends the hub's shared aggregate every round as server-sent events, one `data:`
+// line per (type, name), and a ping comment when there is nothing to send.
+func (s *server) stream(w http.ResponseWriter, r *http.Request) {
+	cluster := r.URL.Query().Get(api.QueryCluster)
+	if len(cluster) > maxClusterLen || !utf8.ValidString(cluster) {
+		jsonhttp.WriteError(w, http.StatusBadRequest, "cluster: at most 255 bytes of UTF-8")
+		return
+	}
+	if n := s.streaming.Add(1); n > int64(s.cfg.MaxClients) {
+		s.streaming.Add(-1)
+		s.refused.Add(1)
+		w.Header().Set("Retry-After", "5")
+		jsonhttp.WriteError(w, http.StatusServiceUnavailable, "too many /turbine.stream clients")
+		return
+	}
+	defer s.streaming.Add(-1)
+
 	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream;charset=UTF-8")
 	h.Set("Cache-Control", "no-cache, no-store, max-age=0, must-revalidate")
 	h.Set("Access-Control-Allow-Origin", "*") // the Hystrix dashboard is usually elsewhere
 	w.WriteHeader(http.StatusOK)
-	t := time.NewTicker(cfg.Interval)
-	defer t.Stop()
 	for {
-		// The write deadline covers one round only: a reader that stops reading is dropped.
-		_ = rc.SetWriteDeadline(time.Now().Add(cfg.Interval + 10*time.Second))
-		samples := cfg.Aggregator.Snapshot()
-		if len(samples) == 0 {
-			if _, err := io.WriteString(w, ": ping\n\n"); err != nil {
-				return
-			}
+		frame, next, err := s.cfg.Hub.Frame(cluster)
+		if err != nil {
+			frame = []byte(": busy\n\n")
 		}
-		for _, s := range samples {
-			b, err := json.Marshal(s)
-			if err != nil {
-				continue // a host sent a number JSON cannot carry back; skip that sample
-			}
-			if _, err := w.Write(append(append([]byte("data: "), b...), '\n', '\n')); err != nil {
-				return
-			}
+		// The write deadline covers one round only: a reader that stops reading is dropped.
+		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		if _, err := w.Write(frame); err != nil {
+			return
 		}
 		if err := rc.Flush(); err != nil {
 			return
@@ -127,13 +209,9 @@ func serveStream(w http.ResponseWriter, r *http.Request, cfg ServerConfig) {
 		select {
 		case <-r.Context().Done():
 			return
-		case <-t.C:
+		case <-s.cfg.Hub.Done():
+			return
+		case <-next:
 		}
 	}
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }
