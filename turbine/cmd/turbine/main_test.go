@@ -20,7 +20,12 @@ func TestParseFlags(t *testing.T) {
 	if c, err := parseFlags([]string{"-emit-interval", "500ms"}); err != nil || c.AMQPURL != "amqp://u:p@broker:5673/" || c.EmitInterval != 500*time.Millisecond {
 		t.Fatalf("env and flags: %+v %v", c, err)
 	}
-	for _, bad := range [][]string{{"-listen", "8282"}, {"-amqp-url", ""}, {"-emit-interval", "1ms"}, {"-log-format", "xml"}, {"-nope"}} {
+	t.Setenv("WATCHER_URL", "http://watcher.example:7000")
+	if c, err := parseFlags([]string{"-max-streams", "3"}); err != nil || c.WatcherURL != "http://watcher.example:7000" || c.MaxStreams != 3 {
+		t.Fatalf("turbine settings: %+v %v", c.Config, err)
+	}
+	for _, bad := range [][]string{{"-listen", "8282"}, {"-amqp-url", ""}, {"-emit-interval", "1ms"}, {"-log-format", "xml"}, {"-nope"},
+		{"-max-streams", "0"}, {"-watcher-url", "swarmwatcher"}, {"-verify-interval", "0s"}, {"-max-line", "10"}} {
 		if _, err := parseFlags(bad); err == nil {
 			t.Errorf("parseFlags(%v) accepted", bad)
 		}
