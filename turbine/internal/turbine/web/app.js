@@ -36,7 +36,7 @@ function openState(v) {
 
 function spark(svg, values) {
   const w = 300, h = 40;
-  const max = Math.max(1, ...values);
+  const max = Math.max(1, ...values) * 1.25; // headroom: a steady rate is not glued to the top
   const pts = values.map((v, i) => {
     const x = values.length > 1 ? (i * w) / (HISTORY - 1) : 0;
     return x.toFixed(1) + "," + (h - 2 - (v / max) * (h - 4)).toFixed(1);
@@ -194,6 +194,13 @@ function cell(v) {
   return td;
 }
 
+// protectedCell marks an instance the registry keeps although it fell silent.
+function protectedCell(p) {
+  const td = el("td", { class: p ? "protected" : "" });
+  td.textContent = p ? "protected" : "-";
+  return td;
+}
+
 async function refreshInstances() {
   let list;
   try {
@@ -214,7 +221,7 @@ async function refreshInstances() {
     tr.dataset.verified = String(!!i.verified);
     tr.dataset.protected = String(!!i.protected);
     tr.append(cell(i.instanceId), cell(i.service), cell(i.address + ":" + i.port), cell(!!i.verified),
-      cell(i.streamConnected ? "connected" : "not connected"), cell(!!i.protected), cell(i.lastSeen));
+      cell(i.streamConnected ? "connected" : "not connected"), protectedCell(!!i.protected), cell(i.lastSeen));
     rows.push(tr);
   }
   body.replaceChildren(...rows);
