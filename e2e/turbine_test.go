@@ -438,7 +438,7 @@ func TestTurbineDashboardInABrowser(t *testing.T) {
 		conn, _ := eval(`document.getElementById("conn-text").textContent`)
 		rows, _ := eval(`document.querySelectorAll("#instances tr.instance").length`)
 		npoints, _ := strconv.Atoi(points)
-		return hosts == fmt.Sprint(tasks) && rate != "" && rate != "0.0" && npoints >= 3 && conn == "live" && rows == fmt.Sprint(tasks),
+		return hosts == fmt.Sprint(tasks) && rate != "" && rate != "0.0" && npoints >= 10 && conn == "live" && rows == fmt.Sprint(tasks),
 			fmt.Sprintf("hosts %s (tasks %d), rate %q, sparkline points %s, connection %q, instance rows %s", hosts, tasks, rate, points, conn, rows)
 	})
 	for _, q := range []string{".status", ".err", ".lat"} {

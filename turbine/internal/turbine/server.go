@@ -8,6 +8,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/goblog/goblog/discoverytoken"
 	"github.com/goblog/goblog/internal/jsonhttp"
 	"github.com/goblog/goblog/turbine/api"
@@ -67,7 +70,8 @@ const contentSecurity = "default-src 'none'; script-src 'self'; style-src 'self'
 const maxClusterLen = 255
 
 // NewHandler returns turbine's HTTP API: the dashboard at /, /turbine.stream,
-// /api/instances, /api/stats, /health (readiness) and /-/live (liveness).
+// /api/instances, /api/stats (and the same counters at /metrics), /health (readiness) and
+// /-/live (liveness).
 func NewHandler(cfg ServerConfig) http.Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -93,6 +97,9 @@ func NewHandler(cfg ServerConfig) http.Handler {
 			"status": "DOWN", "reason": "not subscribed to the discovery exchange on the broker",
 		})
 	})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(statsCollector{stats: s.stats})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET "+api.PathLive, func(w http.ResponseWriter, r *http.Request) {
 		s.json(w, http.StatusOK, map[string]string{"status": "UP"})
 	})

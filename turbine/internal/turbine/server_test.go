@@ -86,6 +86,15 @@ func TestServer(t *testing.T) {
 			So(st.Consumer.Subscribed, ShouldBeTrue)
 		})
 
+		Convey("GET /metrics carries the bounds' counters", func() {
+			rec := get("/metrics")
+			So(rec.Code, ShouldEqual, http.StatusOK)
+			for _, m := range []string{`turbine_stream_cut_total{bound="max_line"}`, `turbine_stream_refused_total{reason="unverified"}`,
+				`turbine_instances{kind="protected"} 1`, `turbine_instances{kind="live"} 2`, "turbine_stream_clients_refused_total"} {
+				So(rec.Body.String(), ShouldContainSubstring, m)
+			}
+		})
+
 		Convey("GET /health is readiness: 200 while subscribed and 503 when not; /-/live stays 200", func() {
 			So(get(api.PathHealth).Code, ShouldEqual, http.StatusOK)
 			sub.subscribed = false
