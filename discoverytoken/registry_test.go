@@ -54,7 +54,12 @@ func TestRegistry(t *testing.T) {
 	up := func(id string, sec int) *Token { t := tok(StateUp, id, sec); return &t }
 	down := func(id string, sec int) *Token { t := tok(StateDown, id, sec); return &t }
 	moved := func(id string, sec int) *Token { t := tok(StateUp, id, sec); t.Address = "10.0.1.8"; return &t }
-	future := func(id string, sec int) *Token { t := tok(StateUp, id, sec); t.Address = "10.0.1.8"; t.Timestamp = t.Timestamp.AddDate(100, 0, 0); return &t }
+	future := func(id string, sec int) *Token {
+		t := tok(StateUp, id, sec)
+		t.Address = "10.0.1.8"
+		t.Timestamp = t.Timestamp.AddDate(100, 0, 0)
+		return &t
+	}
 	tests := []struct {
 		name  string
 		steps []step
