@@ -211,3 +211,35 @@ func TestRestrictedUsers(t *testing.T) {
 		t.Fatal("the write-only user could declare the exchange: the test proves nothing")
 	}
 }
+
+// TestOversizedMessages: messages over MaxTokenSize are received, rejected as too large and
+// counted, and the subscription survives them. (The queue's byte bound does not stop one big
+// message reaching an idle consumer: the bound on a single message is the broker's
+// max_message_size.)
+func TestOversizedMessages(t *testing.T) {
+	u := brokerURL(t)
+	var g group
+	reg := NewRegistry(RegistryConfig{})
+	c, err := NewConsumer(ConsumerConfig{URL: u, Sink: reg, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.start(t, c.Run)
+	eventually(t, 10*time.Second, "consumer never subscribed", c.Subscribed)
+	ch := confirmedChannel(t, u)
+	before := c.Stats()
+	publishConfirmed(t, ch, make([]byte, MaxTokenSize+1))
+	publishConfirmed(t, ch, make([]byte, 2<<20))
+	good := tok(StateUp, uniqueIDs("after-big", 1)[0], 0)
+	good.Timestamp = time.Now()
+	body, _ := good.Marshal()
+	publishConfirmed(t, ch, body)
+	eventually(t, 10*time.Second, "the valid token after the big ones was not applied", func() bool { return reg.Len() == 1 })
+	st := c.Stats()
+	if got := st.MalformedByKind[KindTooLarge] - before.MalformedByKind[KindTooLarge]; got != 2 {
+		t.Fatalf("too-large count grew by %d, want 2", got)
+	}
+	if !st.Subscribed || st.Subscribes != before.Subscribes {
+		t.Fatalf("the big messages cost the subscription: %+v", st)
+	}
+}
