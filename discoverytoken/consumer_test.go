@@ -140,6 +140,7 @@ func TestConsumerConfigValidate(t *testing.T) {
 func TestPublisherRefusesWhatConsumersWouldRefuse(t *testing.T) {
 	for _, cfg := range []PublisherConfig{
 		{Address: "127.0.0.1"}, {Address: "0.0.0.0"}, {Address: "fe80::1%eth0"}, {TTL: 301 * time.Second},
+		{Interval: -time.Second}, {TTL: -time.Second},
 	} {
 		cfg.URL, cfg.Service, cfg.Port, cfg.InstanceID = "amqp://broker/", "s", 8181, "i"
 		if cfg.Address == "" {

@@ -75,6 +75,12 @@ func (c PublisherConfig) Validate() error {
 	if c.TTL > MaxTTL {
 		return fmt.Errorf("publisher: TTL %s is over the contract's %s", c.TTL, MaxTTL)
 	}
+	for name, d := range map[string]time.Duration{"interval": c.Interval, "TTL": c.TTL, "min backoff": c.MinBackoff,
+		"max backoff": c.MaxBackoff, "confirm timeout": c.ConfirmTimeout, "heartbeat": c.Heartbeat} {
+		if d < 0 {
+			return fmt.Errorf("publisher: %s is negative", name)
+		}
+	}
 	c.defaults()
 	if _, err := c.token(StateUp).Marshal(); err != nil {
 		return fmt.Errorf("publisher: %w", err)
