@@ -633,6 +633,19 @@ func (r *Registry) Instances() []Instance {
 	return out
 }
 
+// ProtectedIDs returns the IDs of the instances kept by self-preservation, sorted. It copies
+// only those IDs (Instance.Protected says the same per instance, Stats the count).
+func (r *Registry) ProtectedIDs() []string {
+	r.mu.Lock()
+	ids := make([]string, 0, len(r.protected))
+	for id := range r.protected {
+		ids = append(ids, id)
+	}
+	r.mu.Unlock()
+	slices.Sort(ids)
+	return ids
+}
+
 // Len is the number of instances held.
 func (r *Registry) Len() int {
 	r.mu.Lock()

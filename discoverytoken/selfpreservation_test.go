@@ -107,12 +107,15 @@ func TestSelfPreservationSilentShareThresholds(t *testing.T) {
 				if len(removed) != 0 || !same(h.protected(), silent) {
 					t.Fatalf("removed %v, protected %v; want nothing removed and %v protected", removed, h.protected(), silent)
 				}
+				if got := h.r.ProtectedIDs(); !same(got, silent) {
+					t.Fatalf("ProtectedIDs() = %v, want %v", got, silent)
+				}
 				if st := h.r.Stats(); st.Protected != tt.silent || st.ProtectedTotal != uint64(tt.silent) {
 					t.Fatalf("stats %+v, want %d protected", st, tt.silent)
 				}
 				return
 			}
-			if want := ids("i", 0, tt.silent, ":ttl"); !same(removed, want) || len(h.protected()) != 0 {
+			if want := ids("i", 0, tt.silent, ":ttl"); !same(removed, want) || len(h.protected()) != 0 || len(h.r.ProtectedIDs()) != 0 {
 				t.Fatalf("removed %v, protected %v; want %v removed, none protected", removed, h.protected(), want)
 			}
 		})
