@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"golang.org/x/sync/errgroup"
 
@@ -143,10 +144,10 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	protection, _ := any(reg).(turbine.Protection) // once the registry has self-preservation
 	srv := httpserve.New(cfg.Listen, turbine.NewHandler(turbine.ServerConfig{
-		Config: cfg.Config, Registry: reg, Protection: protection, Subscription: consumer, Watcher: verifier,
+		Config: cfg.Config, Registry: reg, Protection: reg, Subscription: consumer, Watcher: verifier,
 		Streams: streams, Aggregator: agg, Hub: hub, Logger: log,
+		Collectors: []prometheus.Collector{discoverytoken.NewCollector("turbine", reg, consumer)},
 	}))
 	log.Info("turbine starting", "broker", redact(cfg.AMQPURL), "watcher", cfg.WatcherURL)
 

@@ -6,8 +6,9 @@ import (
 	"github.com/goblog/goblog/turbine/api"
 )
 
-// statsCollector exposes /api/stats in Prometheus' text format at /metrics: every bound
-// that was hit is a counter there too. It reads the same counters on each scrape, so
+// statsCollector exposes turbine's own part of /api/stats (streams, clients, watcher) in
+// Prometheus' text format at /metrics: every bound that was hit is a counter there too. The
+// registry's and consumer's counters come from discoverytoken's collector beside it. It reads the same counters on each scrape, so
 // nothing is counted twice.
 type statsCollector struct {
 	stats func() api.Stats
@@ -19,14 +20,11 @@ var (
 	descCut        = prometheus.NewDesc("turbine_stream_cut_total", "Instance streams cut for breaking a bound, by bound.", []string{"bound"}, nil)
 	descBadLines   = prometheus.NewDesc("turbine_stream_bad_lines_total", "Stream events that were not valid samples.", nil, nil)
 	descStreams    = prometheus.NewDesc("turbine_streams", "Instance streams, by state.", []string{"state"}, nil)
-	descInstances  = prometheus.NewDesc("turbine_instances", "Instances in the registry, and those kept by self-preservation.", []string{"kind"}, nil)
 	descClients    = prometheus.NewDesc("turbine_stream_clients", "/turbine.stream clients now.", nil, nil)
 	descClientsRef = prometheus.NewDesc("turbine_stream_clients_refused_total", "/turbine.stream clients refused beyond the cap.", nil, nil)
 	descAggs       = prometheus.NewDesc("turbine_aggregations_total", "Aggregates computed (once per round and cluster).", nil, nil)
 	descClusters   = prometheus.NewDesc("turbine_clusters_capped_total", "Cluster aggregates refused beyond the per-round cap.", nil, nil)
 	descWatcher    = prometheus.NewDesc("turbine_watcher_queries_total", "Queries to the swarmwatcher, by outcome.", []string{"outcome"}, nil)
-	descMalformed  = prometheus.NewDesc("turbine_tokens_malformed_total", "Discovery tokens rejected as malformed.", nil, nil)
-	descSubscribed = prometheus.NewDesc("turbine_broker_subscribed", "1 while subscribed to the broker.", nil, nil)
 )
 
 func (c statsCollector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
@@ -50,8 +48,6 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descBadLines, s.BadStreamLines)
 	gauge(descStreams, s.Streams.Active, "active")
 	gauge(descStreams, s.Streams.Connected, "connected")
-	gauge(descInstances, s.LiveInstances, "live")
-	gauge(descInstances, s.Protected, "protected")
 	gauge(descClients, s.Clients.Streaming)
 	counter(descClientsRef, s.Clients.Refused)
 	counter(descAggs, s.Clients.Aggregations)
@@ -59,10 +55,4 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descWatcher, s.Watcher.Queries-min(s.Watcher.Errors, s.Watcher.Queries), "ok")
 	counter(descWatcher, s.Watcher.Errors, "error")
 	counter(descWatcher, s.Watcher.CacheHits, "cached")
-	counter(descMalformed, s.Consumer.Malformed)
-	subscribed := 0
-	if s.Consumer.Subscribed {
-		subscribed = 1
-	}
-	gauge(descSubscribed, subscribed)
 }

@@ -44,6 +44,7 @@ var (
 	_ Instances    = (*discoverytoken.Registry)(nil)
 	_ Subscription = (*discoverytoken.Consumer)(nil)
 	_ WatcherStats = (*WatcherVerifier)(nil)
+	_ Protection   = (*discoverytoken.Registry)(nil)
 )
 
 // ServerConfig configures the HTTP handler.
@@ -56,7 +57,9 @@ type ServerConfig struct {
 	Streams      *Streams
 	Aggregator   *Aggregator
 	Hub          *Hub
-	Logger       *slog.Logger
+	// Collectors are registered on /metrics beside turbine's own (e.g. the registry's).
+	Collectors []prometheus.Collector
+	Logger     *slog.Logger
 }
 
 //go:embed web
@@ -99,6 +102,7 @@ func NewHandler(cfg ServerConfig) http.Handler {
 	})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(statsCollector{stats: s.stats})
+	reg.MustRegister(cfg.Collectors...)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET "+api.PathLive, func(w http.ResponseWriter, r *http.Request) {
 		s.json(w, http.StatusOK, map[string]string{"status": "UP"})

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	. "github.com/smartystreets/goconvey/convey"
 
 	"github.com/goblog/goblog/discoverytoken"
@@ -48,7 +49,7 @@ func TestServer(t *testing.T) {
 		streams := NewStreams(cfg, agg, verifyAll(), nil)
 		sub := &fakeSubscription{subscribed: true}
 		scfg := ServerConfig{Config: cfg, Registry: reg, Subscription: sub, Streams: streams, Aggregator: agg, Hub: hub,
-			Protection: fakeProtection{"b"}}
+			Protection: fakeProtection{"b"}, Collectors: []prometheus.Collector{discoverytoken.NewCollector("turbine", reg, nil)}}
 		handler := NewHandler(scfg)
 		get := func(path string) *httptest.ResponseRecorder {
 			rec := httptest.NewRecorder()
@@ -90,7 +91,7 @@ func TestServer(t *testing.T) {
 			rec := get("/metrics")
 			So(rec.Code, ShouldEqual, http.StatusOK)
 			for _, m := range []string{`turbine_stream_cut_total{bound="max_line"}`, `turbine_stream_refused_total{reason="unverified"}`,
-				`turbine_instances{kind="protected"} 1`, `turbine_instances{kind="live"} 2`, "turbine_stream_clients_refused_total"} {
+				"turbine_discovery_instances 2", "turbine_stream_clients_refused_total"} {
 				So(rec.Body.String(), ShouldContainSubstring, m)
 			}
 		})
