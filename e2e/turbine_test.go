@@ -386,10 +386,6 @@ func TestTurbineNeverDialsANonTaskAddress(t *testing.T) {
 // service's cluster, and checks the quote circuit's card against /turbine.stream and the
 // instance table against /api/instances; the screenshot is kept in e2e/output/turbine.png.
 func TestTurbineDashboardInABrowser(t *testing.T) {
-	chromium := envOr("CHROMIUM", "/usr/bin/chromium")
-	if _, err := os.Stat(chromium); err != nil {
-		t.Fatalf("chromium not installed at %s (apt-get install chromium): %v", chromium, err)
-	}
 	c := NewClient()
 	waitTurbineMatchesTasks(t, c, 2*time.Minute)
 	stop := make(chan struct{})
@@ -407,23 +403,8 @@ func TestTurbineDashboardInABrowser(t *testing.T) {
 	}()
 	tasks := len(RunningTasks(t, "accountservice"))
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.WindowSize(1280, 900),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancelTimeout := context.WithTimeout(ctx, 3*time.Minute)
-	defer cancelTimeout()
-	eval := func(expr string) (string, error) {
-		return chromedp.Run(ctx, chromedp.Evaluate[string](`String(`+expr+`)`))
-	}
+	ctx := Browser(t, 1280, 900, 3*time.Minute)
+	eval := func(expr string) (string, error) { return Eval(ctx, expr) }
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(TurbineURL+"/?cluster=accountservice"),
 		chromedp.WaitVisible(chromedp.CSS(`.circuit[data-name="quotes-service"]`)),
@@ -449,17 +430,5 @@ func TestTurbineDashboardInABrowser(t *testing.T) {
 	if v, _ := eval(`document.querySelectorAll('#instances tr.instance[data-verified="true"]').length`); v != fmt.Sprint(tasks) {
 		t.Errorf("%s verified instance rows, want %d", v, tasks)
 	}
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(RepoRoot, "e2e", "output")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(dir, "turbine.png")
-	if err := os.WriteFile(file, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot: %s (%d bytes)", file, len(png))
+	SaveScreenshot(t, ctx, "turbine.png")
 }
