@@ -143,10 +143,95 @@ func TestHelpPrintsUsageWithEveryVariableAndIsDone(t *testing.T) {
 		t.Fatalf("Parse(-h) = %v, %v; want done, nil, exit 0", done, err)
 	}
 	for _, want := range []string{"Usage: demo", "Demonstrates", "-listen string  [LISTEN]", "[EDGE_DISCOVERY]",
-		"[LOG_LEVEL]", "[VERSION]", `(default ":6767")`, "name, watcher"} {
+		"[LOG_LEVEL]", "-log-level level", `(default ":6767")`, "name, watcher"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("usage lacks %q:\n%s", want, out)
 		}
+	}
+	if strings.Contains(out.String(), "[VERSION]") {
+		t.Errorf("-version has no variable, the usage says it has:\n%s", out)
+	}
+}
+
+// A VERSION in a container's environment (many images set one) must not turn
+// a service into a program that prints its version and exits.
+func TestVersionVariableIsIgnored(t *testing.T) {
+	s, _, out, _ := newSet(map[string]string{"VERSION": "true"}, nil)
+	if done, err := s.Parse(nil); done || err != nil || out.Len() != 0 {
+		t.Fatalf("Parse with VERSION=true = %v, %v, printed %q; want a plain start", done, err, out)
+	}
+	s, _, _, _ = newSet(map[string]string{"VERSION": "1.2.3"}, nil)
+	if done, err := s.Parse(nil); done || err != nil {
+		t.Fatalf("Parse with VERSION=1.2.3 = %v, %v; want a plain start", done, err)
+	}
+}
+
+func TestChecksNameWhereTheValueCameFrom(t *testing.T) {
+	newChecked := func(env map[string]string) (*Set, *struct {
+		n      int
+		d      time.Duration
+		f      float64
+		listen string
+		url    string
+	}) {
+		s, _, _, _ := newSet(env, nil)
+		var c struct {
+			n      int
+			d      time.Duration
+			f      float64
+			listen string
+			url    string
+		}
+		s.Int(&c.n, "rise", 1, "passes in a row", AtLeast(1))
+		s.Duration(&c.d, "grace", time.Second, "grace", Between(time.Millisecond, time.Minute))
+		s.Float64(&c.f, "ratio", 0.5, "ratio", Between(0.0, 1.0))
+		s.String(&c.listen, "debug-listen", "", "debug", func(v string) error {
+			if v == "" {
+				return nil
+			}
+			return HostPort(v)
+		})
+		s.URL(&c.url, "watcher-url", "http://swarmwatcher:6969", "watcher", "http", "https")
+		return s, &c
+	}
+	s, c := newChecked(map[string]string{"RISE": "3", "GRACE": "2s", "RATIO": "1", "DEBUG_LISTEN": "127.0.0.1:6060", "WATCHER_URL": "https://w:1/x"})
+	if _, err := s.Parse(nil); err != nil || c.n != 3 || c.d != 2*time.Second || c.f != 1 || c.listen != "127.0.0.1:6060" || c.url != "https://w:1/x" {
+		t.Fatalf("good values: %+v, %v", *c, err)
+	}
+	s, _ = newChecked(map[string]string{"RISE": "0", "GRACE": "2h", "RATIO": "1.5", "DEBUG_LISTEN": "6060", "WATCHER_URL": "swarmwatcher:6969"})
+	_, err := s.Parse(nil)
+	for _, want := range []string{`RISE: "0": must be at least 1`, `GRACE: "2h": must be 1ms … 1m0s`, `RATIO: "1.5"`,
+		`DEBUG_LISTEN: "6060": want host:port`, `WATCHER_URL: "swarmwatcher:6969"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	s, _ = newChecked(map[string]string{"RISE": "0"})
+	if _, err := s.Parse([]string{"-rise", "0", "-watcher-url", "ftp://w/"}); err == nil ||
+		!strings.Contains(err.Error(), `-rise: "0": must be at least 1`) || strings.Contains(err.Error(), "RISE") ||
+		!strings.Contains(err.Error(), `-watcher-url: "ftp://w/": want a URL of scheme http or https`) {
+		t.Errorf("a flag's bad value must name the flag: %v", err)
+	}
+}
+
+func TestEnvPrefixKeepsAnotherBinarysVariablesOut(t *testing.T) {
+	env := map[string]string{"PATH": "/usr/bin:/bin", "PORT": "80", "HEALTHCHECKER_TIMEOUT": "3s", "LOG_LEVEL": "loud"}
+	var out bytes.Buffer
+	s := New("healthchecker", "")
+	s.EnvPrefix = "HEALTHCHECKER_"
+	s.Stdout = &out
+	s.LookupEnv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	var path string
+	var port int
+	var timeout time.Duration
+	s.String(&path, "path", "/health", "path")
+	s.Int(&port, "port", 0, "port")
+	s.Duration(&timeout, "timeout", 2*time.Second, "timeout")
+	if _, err := s.Parse(nil); err != nil || path != "/health" || port != 0 || timeout != 3*time.Second {
+		t.Fatalf("Parse = %v; path %q port %d timeout %s", err, path, port, timeout)
+	}
+	if _, err := s.Parse([]string{"-h"}); err != nil || !strings.Contains(out.String(), "[HEALTHCHECKER_PATH]") {
+		t.Fatalf("usage must name the prefixed variable: %v\n%s", err, out.String())
 	}
 }
 
