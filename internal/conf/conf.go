@@ -192,6 +192,12 @@ func (s *Set) Parse(args []string) (done bool, err error) {
 	if s.fs.NArg() > 0 {
 		return false, fmt.Errorf("unexpected arguments: %s", strings.Join(s.fs.Args(), " "))
 	}
+	// -version answers whatever the rest says, as -h does: it is how one
+	// learns which build refuses a setting.
+	if s.version {
+		fmt.Fprintln(s.stdout(), s.name, Version())
+		return true, nil
+	}
 	given := map[string]bool{}
 	s.fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	var errs []error
@@ -222,14 +228,7 @@ func (s *Set) Parse(args []string) (done bool, err error) {
 			}
 		}
 	})
-	if err := errors.Join(errs...); err != nil {
-		return false, err
-	}
-	if s.version {
-		fmt.Fprintln(s.stdout(), s.name, Version())
-		return true, nil
-	}
-	return false, nil
+	return false, errors.Join(errs...)
 }
 
 // lookup returns the value of env, or of the file env_FILE names, and where it

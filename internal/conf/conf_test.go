@@ -236,7 +236,7 @@ func TestEnvPrefixKeepsAnotherBinarysVariablesOut(t *testing.T) {
 }
 
 func TestVersionIsDone(t *testing.T) {
-	s, _, out, _ := newSet(nil, nil)
+	s, _, out, _ := newSet(map[string]string{"MAX_IN_FLIGHT": "oops"}, nil)
 	done, err := s.Parse([]string{"-version"})
 	if !done || err != nil || !strings.HasPrefix(out.String(), "demo ") {
 		t.Fatalf("Parse(-version) = %v, %v, printed %q", done, err, out)

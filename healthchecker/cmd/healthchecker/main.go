@@ -35,7 +35,12 @@ func run(args []string) int {
 	)
 	s := conf.New("healthchecker", "Exits 0 iff GET http://127.0.0.1:<port><path> answers 2xx within the timeout, else 1: the HEALTHCHECK of every goblog image.")
 	s.EnvPrefix = "HEALTHCHECKER_"
-	s.Int(&port, "port", 0, "port on 127.0.0.1 to probe (required)", conf.Between(1, 65535))
+	s.Int(&port, "port", 0, "port on 127.0.0.1 to probe (required)", func(v int) error {
+		if v == 0 {
+			return errors.New("is required")
+		}
+		return conf.Between(1, 65535)(v)
+	})
 	s.String(&path, "path", "/health", "path to GET", func(v string) error {
 		if !strings.HasPrefix(v, "/") {
 			return errors.New("must start with /")
