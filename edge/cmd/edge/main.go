@@ -44,10 +44,10 @@ func load(args []string) (Config, *conf.Set, bool, error) {
 	var target string
 	s := conf.New("edge", "Proxies every request to accountservice and spreads them over its tasks (the stack's front door).")
 	s.String(&c.Listen, "listen", ":6767", "address to serve on", conf.HostPort)
-	s.URL(&target, "target", "http://accountservice:6767", "where requests go, by service name", "http", "https")
+	s.URL(&target, "edge-target", "http://accountservice:6767", "where requests go, by service name", "http", "https")
 	s.Enum(&c.Discovery, "edge-discovery", "name", []string{"name", "watcher"}, "how tasks are found: by service name (the swarm balances) or watcher (round robin over the tasks the swarmwatcher reports passing)")
 	s.URL(&c.WatcherURL, "watcher-url", "http://swarmwatcher:6969", "the swarmwatcher, for -edge-discovery watcher", "http", "https")
-	s.String(&c.WatcherService, "watcher-service", "", "swarm service to balance over with -edge-discovery watcher (default: the -target host; \"accountservice\" finds \"<stack>_accountservice\")")
+	s.String(&c.WatcherService, "watcher-service", "", "swarm service to balance over with -edge-discovery watcher (default: the -edge-target host; \"accountservice\" finds \"<stack>_accountservice\")")
 	s.Int(&c.RequestsPerConn, "requests-per-conn", 1, "retire an upstream connection after this many requests (1 = every request on a new connection, so successive requests reach different tasks)", conf.AtLeast(1))
 	s.Duration(&c.DialTimeout, "dial-timeout", time.Second, "bound on one upstream connection attempt", conf.AtLeast(time.Millisecond))
 	s.Duration(&c.UpstreamTimeout, "upstream-timeout", 15*time.Second, "bound on waiting for an upstream answer's headers", conf.AtLeast(time.Millisecond))
