@@ -216,7 +216,7 @@ func (s *Set) Parse(args []string) (done bool, err error) {
 			if src == "" {
 				from = "-" + f.Name + " (default)"
 			} else if err := f.Value.Set(v); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %q: %w", src, v, unwrapFlagErr(err)))
+				errs = append(errs, fmt.Errorf("%s: %q: %w", src, v, explain(f, err)))
 				return
 			} else {
 				from, raw = src, v
@@ -259,10 +259,24 @@ func (s *Set) lookup(env string) (value, from string, err error) {
 	return strings.TrimRight(string(b), "\r\n"), env + "_FILE", nil
 }
 
-// unwrapFlagErr drops the flag package's "parse error" wording where it adds nothing.
-func unwrapFlagErr(err error) error {
+// explain replaces the flag package's bare "parse error" with what was wanted.
+func explain(f *flag.Flag, err error) error {
 	if ne := (*strconv.NumError)(nil); errors.As(err, &ne) {
-		return ne.Err
+		err = ne.Err
+	}
+	if err.Error() != "parse error" && !errors.Is(err, strconv.ErrSyntax) {
+		return err
+	}
+	if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+		return errors.New("not a boolean (true or false)")
+	}
+	switch typ, _ := flag.UnquoteUsage(f); typ {
+	case "duration":
+		return errors.New("not a duration (like 500ms, 2s or 1m30s)")
+	case "int", "uint":
+		return errors.New("not a whole number")
+	case "float":
+		return errors.New("not a number")
 	}
 	return err
 }

@@ -105,12 +105,14 @@ func TestMalformedValuesNameTheVariableAllAtOnce(t *testing.T) {
 		"CUSTOM":         "bad",
 		"LOG_LEVEL":      "loud",
 		"AMQP_URL_FILE":  "/missing",
+		"SHARE":          "half",
 	}, nil)
 	done, err := s.Parse(nil)
 	if done || err == nil {
 		t.Fatalf("Parse = %v, %v; want an error", done, err)
 	}
-	for _, name := range []string{"TESTABILITY", "MAX_IN_FLIGHT", "PROBE_INTERVAL", "EDGE_DISCOVERY: \"dns\": must be one of name, watcher", "CUSTOM", "LOG_LEVEL", "AMQP_URL_FILE"} {
+	for _, name := range []string{`TESTABILITY: "yes please": not a boolean`, `MAX_IN_FLIGHT: "many": not a whole number`,
+		`PROBE_INTERVAL: "2": not a duration`, `SHARE: "half": not a number`, "EDGE_DISCOVERY: \"dns\": must be one of name, watcher", "CUSTOM", "LOG_LEVEL", "AMQP_URL_FILE"} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error does not name %s:\n%v", name, err)
 		}
