@@ -202,7 +202,7 @@ func (s *Set) Parse(args []string) (done bool, err error) {
 	s.fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	var errs []error
 	s.fs.VisitAll(func(f *flag.Flag) {
-		from, raw := "-"+f.Name, f.Value.String()
+		from, raw := "-"+f.Name, strconv.Quote(f.Value.String())
 		if !given[f.Name] {
 			env := s.envName(f.Name)
 			if env == "" {
@@ -215,16 +215,20 @@ func (s *Set) Parse(args []string) (done bool, err error) {
 			}
 			if src == "" {
 				from = "-" + f.Name + " (default)"
-			} else if err := f.Value.Set(v); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %q: %w", src, v, explain(f, err)))
-				return
 			} else {
-				from, raw = src, v
+				from, raw = src, strconv.Quote(v)
+				if strings.HasSuffix(src, "_FILE") {
+					raw = "(the file's content, not shown)" // a secret, most likely
+				}
+				if err := f.Value.Set(v); err != nil {
+					errs = append(errs, fmt.Errorf("%s: %s: %w", from, raw, explain(f, err)))
+					return
+				}
 			}
 		}
 		if c := s.checks[f.Name]; c != nil {
 			if err := c(); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %q: %w", from, raw, err))
+				errs = append(errs, fmt.Errorf("%s: %s: %w", from, raw, err))
 			}
 		}
 	})

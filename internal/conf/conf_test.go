@@ -122,6 +122,16 @@ func TestMalformedValuesNameTheVariableAllAtOnce(t *testing.T) {
 	}
 }
 
+func TestAMalformedValueFromAFileIsNotShown(t *testing.T) {
+	s, _, _, _ := newSet(map[string]string{"MAX_IN_FLIGHT_FILE": "/n", "GRACE_FILE": "/g"}, map[string]string{"/n": "s3cret\n", "/g": "hunter2h"})
+	s.Duration(new(time.Duration), "grace", time.Second, "grace", AtLeast(time.Millisecond))
+	_, err := s.Parse(nil)
+	if err == nil || !strings.Contains(err.Error(), "MAX_IN_FLIGHT_FILE") || !strings.Contains(err.Error(), "GRACE_FILE") ||
+		strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("err = %v; want both variables named and their content not shown", err)
+	}
+}
+
 func TestOversizedFileIsAnError(t *testing.T) {
 	s, _, _, _ := newSet(map[string]string{"AMQP_URL_FILE": "/big"}, map[string]string{"/big": strings.Repeat("x", maxFileValue+1)})
 	if _, err := s.Parse(nil); err == nil || !strings.Contains(err.Error(), "AMQP_URL_FILE") {
