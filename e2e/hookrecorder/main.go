@@ -9,12 +9,11 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
-	"os/signal"
 	"slices"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/goblog/goblog/internal/conf"
@@ -73,8 +72,6 @@ func main() {
 	if done, err := s.Parse(os.Args[1:]); done || err != nil {
 		os.Exit(s.ExitCode(err))
 	}
-	log := s.Logger(os.Stderr)
-
 	rc := &recorder{}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/hook", rc.hook)
@@ -82,10 +79,7 @@ func main() {
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		jsonhttp.Write(w, http.StatusOK, map[string]string{"status": "UP"})
 	})
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := httpserve.Run(ctx, httpserve.New(listen, mux), 5*time.Second, log); err != nil {
-		log.Error("hookrecorder stopped", "err", err)
-		os.Exit(1)
-	}
+	os.Exit(s.Run(func(ctx context.Context, log *slog.Logger) error {
+		return httpserve.Run(ctx, httpserve.New(listen, mux), 5*time.Second, log)
+	}))
 }

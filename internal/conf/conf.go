@@ -25,11 +25,14 @@
 //	if done, err := s.Parse(os.Args[1:]); done || err != nil {
 //		os.Exit(s.ExitCode(err))
 //	}
-//	log := s.Logger(os.Stderr)
+//	os.Exit(s.Run(func(ctx context.Context, log *slog.Logger) error {
+//		return run(ctx, cfg, log)
+//	}))
 package conf
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -38,10 +41,12 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -368,6 +373,21 @@ func (s *Set) ExitCode(err error) int {
 	}
 	fmt.Fprintf(s.stderr(), "%s: %v\nRun '%s -h' for usage.\n", s.name, err, s.name)
 	return 2
+}
+
+// Run is the rest of a main after Parse: it calls run with a context that
+// ends on SIGTERM or SIGINT and with the Logger (on Stderr, "service" set to
+// the binary's name), and returns the exit status: 0 when run returned nil,
+// else 1 after logging the error.
+func (s *Set) Run(run func(ctx context.Context, log *slog.Logger) error) int {
+	log := s.Logger(s.stderr()).With("service", s.name)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := run(ctx, log); err != nil {
+		log.Error(s.name+" stopped", "err", err)
+		return 1
+	}
+	return 0
 }
 
 // LogLevel is the parsed -log-level.

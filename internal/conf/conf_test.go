@@ -2,10 +2,12 @@ package conf
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io/fs"
 	"log/slog"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -269,5 +271,32 @@ func TestLoggerHonoursLevelAndFormat(t *testing.T) {
 	log.Warn("shown", "k", "v")
 	if got := buf.String(); strings.Contains(got, "hidden") || !strings.Contains(got, "level=WARN msg=shown k=v") {
 		t.Fatalf("log = %q", got)
+	}
+}
+
+func TestRunEndsOnSIGTERMAndReportsFailure(t *testing.T) {
+	s, _, _, errOut := newSet(map[string]string{"LOG_FORMAT": "text"}, nil)
+	if _, err := s.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	code := s.Run(func(ctx context.Context, log *slog.Logger) error {
+		if err := syscall.Kill(syscall.Getpid(), syscall.SIGTERM); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			log.Info("stopping")
+			return nil
+		case <-time.After(10 * time.Second):
+			return errors.New("SIGTERM did not end the context")
+		}
+	})
+	if code != 0 || !strings.Contains(errOut.String(), "msg=stopping service=demo") {
+		t.Fatalf("Run = %d, log %q; want 0 and the binary's name on every line", code, errOut)
+	}
+	errOut.Reset()
+	if code := s.Run(func(context.Context, *slog.Logger) error { return errors.New("listen :6767: in use") }); code != 1 ||
+		!strings.Contains(errOut.String(), `msg="demo stopped" service=demo err="listen :6767: in use"`) {
+		t.Fatalf("Run = %d, log %q; want 1 and the error logged", code, errOut)
 	}
 }

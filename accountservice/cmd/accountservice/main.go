@@ -9,8 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -93,13 +91,7 @@ func main() {
 	if done || err != nil {
 		os.Exit(s.ExitCode(err))
 	}
-	logger := s.Logger(os.Stderr).With("service", "accountservice")
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	if err := run(ctx, cfg, logger); err != nil {
-		logger.Error("accountservice stopped", "err", err)
-		os.Exit(1)
-	}
+	os.Exit(s.Run(func(ctx context.Context, log *slog.Logger) error { return run(ctx, cfg, log) }))
 }
 
 func run(ctx context.Context, cfg Config, logger *slog.Logger) error {

@@ -9,9 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -66,13 +64,7 @@ func main() {
 	if done || err != nil {
 		os.Exit(s.ExitCode(err))
 	}
-	log := s.Logger(os.Stderr)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg, log); err != nil {
-		log.Error("turbine stopped", "err", err)
-		os.Exit(1)
-	}
+	os.Exit(s.Run(func(ctx context.Context, log *slog.Logger) error { return run(ctx, cfg, log) }))
 }
 
 func run(ctx context.Context, cfg Config, log *slog.Logger) error {

@@ -8,9 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/signal"
 	"strconv"
-	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -66,13 +64,7 @@ func main() {
 	if done || err != nil {
 		os.Exit(s.ExitCode(err))
 	}
-	logger := s.Logger(os.Stderr).With("service", "edge")
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	if err := run(ctx, cfg, logger); err != nil {
-		logger.Error("edge stopped", "err", err)
-		os.Exit(1)
-	}
+	os.Exit(s.Run(func(ctx context.Context, log *slog.Logger) error { return run(ctx, cfg, log) }))
 }
 
 func run(ctx context.Context, cfg Config, logger *slog.Logger) error {

@@ -10,8 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/docker/docker/client"
@@ -110,13 +108,7 @@ func main() {
 	if done || err != nil {
 		os.Exit(s.ExitCode(err))
 	}
-	log := s.Logger(os.Stderr)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg, log); err != nil {
-		log.Error("swarmwatcher stopped", "err", err)
-		os.Exit(1)
-	}
+	os.Exit(s.Run(func(ctx context.Context, log *slog.Logger) error { return run(ctx, cfg, log) }))
 }
 
 func run(ctx context.Context, cfg Config, log *slog.Logger) error {
