@@ -19,15 +19,20 @@
 // Every Set also has -log-level (debug, info, warn, error) and -log-format
 // (json, text), so every binary logs the same way:
 //
-//	s := conf.New("edge", "Proxies every request to accountservice.")
-//	s.String(&cfg.Listen, "listen", ":6767", "address to serve on")
-//	s.Duration(&cfg.Timeout, "timeout", 5*time.Second, "deadline of one upstream call")
-//	if done, err := s.Parse(os.Args[1:]); done || err != nil {
-//		os.Exit(s.ExitCode(err))
+//	func load(args []string) (Config, *conf.Set, bool, error) {
+//		var c Config
+//		s := conf.New("edge", "Proxies every request to accountservice.")
+//		s.String(&c.Listen, "listen", ":6767", "address to serve on", conf.HostPort)
+//		s.Duration(&c.Timeout, "timeout", 5*time.Second, "deadline of one upstream call", conf.AtLeast(time.Millisecond))
+//		done, err := s.Parse(args)
+//		return c, s, done, err
 //	}
-//	os.Exit(s.Run(func(ctx context.Context, log *slog.Logger) error {
-//		return run(ctx, cfg, log)
-//	}))
+//
+//	func main() { conf.Main(load, run) } // run(ctx, cfg, log) error
+//
+// Main exits 0 after -h or -version and 2 on a bad setting; then it runs run
+// with a context that ends on SIGTERM or SIGINT and the logger, and exits 1
+// when run fails. Tests call load.
 package conf
 
 import (
@@ -373,6 +378,17 @@ func (s *Set) ExitCode(err error) int {
 	}
 	fmt.Fprintf(s.stderr(), "%s: %v\nRun '%s -h' for usage.\n", s.name, err, s.name)
 	return 2
+}
+
+// Main is the whole main of a binary whose load defines its flags on a Set
+// and parses args (the command line): it exits 0 after -h or -version, 2 on a
+// bad setting, else with the status of Run calling run with the configuration.
+func Main[C any](load func(args []string) (C, *Set, bool, error), run func(ctx context.Context, cfg C, log *slog.Logger) error) {
+	cfg, s, done, err := load(os.Args[1:])
+	if done || err != nil {
+		os.Exit(s.ExitCode(err))
+	}
+	os.Exit(s.Run(func(ctx context.Context, log *slog.Logger) error { return run(ctx, cfg, log) }))
 }
 
 // Run is the rest of a main after Parse: it calls run with a context that

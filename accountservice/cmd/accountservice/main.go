@@ -86,13 +86,7 @@ func load(args []string) (Config, *conf.Set, bool, error) {
 	return c, s, false, c.Validate()
 }
 
-func main() {
-	cfg, s, done, err := load(os.Args[1:])
-	if done || err != nil {
-		os.Exit(s.ExitCode(err))
-	}
-	os.Exit(s.Run(func(ctx context.Context, log *slog.Logger) error { return run(ctx, cfg, log) }))
-}
+func main() { conf.Main(load, run) }
 
 func run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	st, err := store.Open(cfg.DBPath)

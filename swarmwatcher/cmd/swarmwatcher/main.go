@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/docker/docker/client"
@@ -103,13 +102,7 @@ func load(args []string) (Config, *conf.Set, bool, error) {
 	return cfg, s, false, cfg.Validate()
 }
 
-func main() {
-	cfg, s, done, err := load(os.Args[1:])
-	if done || err != nil {
-		os.Exit(s.ExitCode(err))
-	}
-	os.Exit(s.Run(func(ctx context.Context, log *slog.Logger) error { return run(ctx, cfg, log) }))
-}
+func main() { conf.Main(load, run) }
 
 func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	docker, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
