@@ -2,15 +2,16 @@
 // variables on a listener of their own, off unless -debug-listen names an
 // address.
 //
-// Any address is accepted; the rule is that the stack never publishes it. A
-// container's loopback is reachable only from inside the container, and the
-// images are FROM scratch (no shell, no curl), so a loopback-only listener
-// could not be profiled in the stack at all. An address on the stack's overlay
-// network is reachable from the stack's other containers (a debug container
-// attached to the network, `go tool pprof http://<task-ip>:6060/...`), never
-// from outside the swarm unless someone publishes the port, which
-// docker-stack.yml must not do. A non-loopback address is logged as a warning
-// so that nobody turns it on by accident.
+// The address to use is 127.0.0.1:6060: a container's loopback is its own,
+// so only the node reaches it, as root, by entering the container's network
+// namespace (the images are FROM scratch: nothing inside can fetch):
+//
+//	pid=$(docker inspect -f '{{.State.Pid}}' <container>)
+//	nsenter -t "$pid" -n curl -o cpu.pprof 'http://127.0.0.1:6060/debug/pprof/profile?seconds=10'
+//
+// Any other address is accepted too (":6060" reaches the stack's other
+// containers on its overlay network, for a profiler running beside the
+// service) and logged as a warning: the stack must never publish it.
 package debugserve
 
 import (
