@@ -1,19 +1,15 @@
-// Command turbine discovers service instances from AMQP discovery tokens, connects to each
-// live instance's Hystrix metrics stream and serves their aggregate at /turbine.stream, the
-// instances at /api/instances and its health (subscribed to the broker) at /health.
+// Command turbine discovers service instances from AMQP discovery tokens, connects to the
+// Hystrix metrics stream of each live instance whose address the swarmwatcher confirms as a
+// running task, and serves their aggregate at /turbine.stream, a dashboard at /, the
+// instances at /api/instances, its readiness (subscribed to the broker) at /health and its
+// liveness at /-/live.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
-	"net"
-	"os"
-	"os/signal"
-	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,114 +17,65 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/goblog/goblog/discoverytoken"
+	"github.com/goblog/goblog/internal/conf"
+	"github.com/goblog/goblog/internal/debugserve"
 	"github.com/goblog/goblog/internal/httpserve"
+	"github.com/goblog/goblog/turbine/api"
 	"github.com/goblog/goblog/turbine/internal/turbine"
 )
 
-// Config is turbine's configuration, from flags with environment fallbacks.
+// Config is turbine's configuration, from flags and environment.
 type Config struct {
 	turbine.Config // bounds, intervals and the watcher
 	Listen         string
 	AMQPURL        string
 	ExpiryInterval time.Duration
-	LogFormat      string
+	Grace          time.Duration
+	DebugListen    string
 }
 
-// Validate reports a configuration turbine cannot run with.
-func (c Config) Validate() error {
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return fmt.Errorf("-listen %q: %w", c.Listen, err)
-	}
-	if c.AMQPURL == "" {
-		return errors.New("-amqp-url is empty")
-	}
-	if c.ExpiryInterval < 10*time.Millisecond {
-		return errors.New("-expiry-interval must be at least 10ms")
-	}
-	if c.LogFormat != "json" && c.LogFormat != "text" {
-		return fmt.Errorf("-log-format %q: want json or text", c.LogFormat)
-	}
-	return c.Config.Validate()
-}
-
-func env(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok && v != "" {
-		return v
-	}
-	return def
-}
-
-func envDuration(name string, def time.Duration) time.Duration {
-	if d, err := time.ParseDuration(os.Getenv(name)); err == nil {
-		return d
-	}
-	return def
-}
-
-func envInt(name string, def int) int {
-	if n, err := strconv.Atoi(os.Getenv(name)); err == nil {
-		return n
-	}
-	return def
-}
-
-func parseFlags(args []string) (Config, error) {
-	fs := flag.NewFlagSet("turbine", flag.ContinueOnError)
+// load reads the configuration from args and the environment; done is true
+// when -h or -version was handled.
+func load(args []string) (Config, *conf.Set, bool, error) {
 	c := Config{Config: turbine.DefaultConfig()}
 	d := c.Config
-	fs.StringVar(&c.Listen, "listen", env("LISTEN", ":8282"), "HTTP listen address (env LISTEN)")
-	fs.StringVar(&c.AMQPURL, "amqp-url", env("AMQP_URL", "amqp://guest:guest@rabbitmq:5672/"), "RabbitMQ carrying the discovery tokens (env AMQP_URL)")
-	fs.StringVar(&c.StreamPath, "stream-path", env("STREAM_PATH", d.StreamPath), "metrics stream path on every instance (env STREAM_PATH)")
-	fs.DurationVar(&c.EmitInterval, "emit-interval", envDuration("EMIT_INTERVAL", d.EmitInterval), "how often /turbine.stream sends the aggregate (env EMIT_INTERVAL)")
-	fs.StringVar(&c.WatcherURL, "watcher-url", env("WATCHER_URL", d.WatcherURL), "swarmwatcher whose running tasks verify the tokens' addresses (env WATCHER_URL)")
-	fs.StringVar(&c.Stack, "stack", env("STACK", d.Stack), "stack prefix of the swarm service names (env STACK)")
-	fs.DurationVar(&c.VerifyInterval, "verify-interval", envDuration("VERIFY_INTERVAL", d.VerifyInterval), "how often unverified instances are checked again; the watcher's answer is cached as long (env VERIFY_INTERVAL)")
-	fs.DurationVar(&c.WatcherTimeout, "watcher-timeout", envDuration("WATCHER_TIMEOUT", d.WatcherTimeout), "deadline of one watcher query (env WATCHER_TIMEOUT)")
-	fs.IntVar(&c.MaxStreams, "max-streams", envInt("MAX_STREAMS", d.MaxStreams), "instance streams at most at once (env MAX_STREAMS)")
-	fs.IntVar(&c.MaxConcurrentDials, "max-concurrent-dials", envInt("MAX_CONCURRENT_DIALS", d.MaxConcurrentDials), "instance streams connecting at most at once (env MAX_CONCURRENT_DIALS)")
-	fs.DurationVar(&c.DialTimeout, "dial-timeout", envDuration("DIAL_TIMEOUT", d.DialTimeout), "deadline to connect to an instance's stream (env DIAL_TIMEOUT)")
-	fs.DurationVar(&c.IdleTimeout, "idle-timeout", envDuration("IDLE_TIMEOUT", d.IdleTimeout), "drop an instance stream silent this long (env IDLE_TIMEOUT)")
-	fs.IntVar(&c.MaxLine, "max-line", envInt("MAX_LINE", d.MaxLine), "longest line of an instance stream, bytes (env MAX_LINE)")
-	fs.IntVar(&c.MaxKeysPerHost, "max-keys-per-host", envInt("MAX_KEYS_PER_HOST", d.MaxKeysPerHost), "distinct circuits and pools one instance may report (env MAX_KEYS_PER_HOST)")
-	fs.IntVar(&c.MaxBytesPerHost, "max-bytes-per-host", envInt("MAX_BYTES_PER_HOST", d.MaxBytesPerHost), "bytes of samples kept per instance (env MAX_BYTES_PER_HOST)")
-	fs.DurationVar(&c.MinBackoff, "min-backoff", envDuration("MIN_BACKOFF", d.MinBackoff), "first reconnect delay of an instance stream (env MIN_BACKOFF)")
-	fs.DurationVar(&c.MaxBackoff, "max-backoff", envDuration("MAX_BACKOFF", d.MaxBackoff), "longest reconnect delay of an instance stream (env MAX_BACKOFF)")
-	fs.IntVar(&c.MaxClients, "max-clients", envInt("MAX_CLIENTS", d.MaxClients), "/turbine.stream clients at most (env MAX_CLIENTS)")
-	fs.IntVar(&c.MaxClusters, "max-clusters", envInt("MAX_CLUSTERS", d.MaxClusters), "distinct ?cluster= aggregates per round (env MAX_CLUSTERS)")
-	fs.DurationVar(&c.WriteTimeout, "write-timeout", envDuration("WRITE_TIMEOUT", d.WriteTimeout), "deadline of one JSON answer or stream round (env WRITE_TIMEOUT)")
-	fs.DurationVar(&c.ExpiryInterval, "expiry-interval", envDuration("EXPIRY_INTERVAL", 250*time.Millisecond), "how often silent instances are checked against their TTL (env EXPIRY_INTERVAL)")
-	fs.StringVar(&c.LogFormat, "log-format", env("LOG_FORMAT", "json"), "json or text (env LOG_FORMAT)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: turbine [flags]\n\nAggregates the Hystrix streams of the instances announced on the AMQP exchange %q.\n\n", discoverytoken.Exchange)
-		fs.PrintDefaults()
+	s := conf.New("turbine", fmt.Sprintf("Aggregates the Hystrix streams of the instances announced on the AMQP exchange %q.", discoverytoken.Exchange))
+	s.String(&c.Listen, "listen", ":8282", "HTTP listen address", conf.HostPort)
+	s.String(&c.AMQPURL, "amqp-url", "amqp://guest:guest@rabbitmq:5672/", "RabbitMQ carrying the discovery tokens", func(v string) error {
+		if _, err := amqp.ParseURI(v); err != nil {
+			return errors.New("want amqp://user:password@host:port/vhost")
+		}
+		return nil
+	})
+	s.String(&c.StreamPath, "stream-path", d.StreamPath, "metrics stream path on every instance")
+	s.Duration(&c.EmitInterval, "emit-interval", d.EmitInterval, "how often /turbine.stream sends the aggregate", conf.AtLeast(100*time.Millisecond))
+	s.Duration(&c.ExpiryInterval, "expiry-interval", 250*time.Millisecond, "how often silent instances are checked against their TTL", conf.AtLeast(10*time.Millisecond))
+	s.Duration(&c.Grace, "shutdown-grace", 5*time.Second, "how long in-flight requests may finish on SIGTERM (streams end at once)", conf.AtLeast(time.Millisecond))
+	s.URL(&c.WatcherURL, "watcher-url", d.WatcherURL, "swarmwatcher whose running tasks verify the tokens' addresses", "http", "https")
+	s.String(&c.Stack, "stack", d.Stack, "stack prefix of the swarm service names", conf.NotEmpty)
+	s.Duration(&c.VerifyInterval, "verify-interval", d.VerifyInterval, "how often unverified instances are checked again; the watcher's answer is cached as long", conf.AtLeast(time.Millisecond))
+	s.Duration(&c.WatcherTimeout, "watcher-timeout", d.WatcherTimeout, "deadline of one watcher query", conf.AtLeast(time.Millisecond))
+	s.Int(&c.MaxStreams, "max-streams", d.MaxStreams, "instance streams at most at once", conf.AtLeast(1))
+	s.Int(&c.MaxConcurrentDials, "max-concurrent-dials", d.MaxConcurrentDials, "instance streams connecting at most at once", conf.AtLeast(1))
+	s.Duration(&c.DialTimeout, "dial-timeout", d.DialTimeout, "deadline to connect to an instance's stream", conf.AtLeast(time.Millisecond))
+	s.Duration(&c.IdleTimeout, "idle-timeout", d.IdleTimeout, "drop an instance stream silent this long", conf.AtLeast(time.Millisecond))
+	s.Int(&c.MaxLine, "max-line", d.MaxLine, "longest line of an instance stream, bytes", conf.AtLeast(4<<10))
+	s.Int(&c.MaxKeysPerHost, "max-keys-per-host", d.MaxKeysPerHost, "distinct circuits and pools one instance may report", conf.AtLeast(1))
+	s.Int(&c.MaxBytesPerHost, "max-bytes-per-host", d.MaxBytesPerHost, "bytes of samples kept per instance", conf.AtLeast(4<<10))
+	s.Duration(&c.MinBackoff, "min-backoff", d.MinBackoff, "first reconnect delay of an instance stream", conf.AtLeast(time.Millisecond))
+	s.Duration(&c.MaxBackoff, "max-backoff", d.MaxBackoff, "longest reconnect delay of an instance stream", conf.AtLeast(time.Millisecond))
+	s.Int(&c.MaxClients, "max-clients", d.MaxClients, "/turbine.stream clients at most", conf.AtLeast(1))
+	s.Int(&c.MaxClusters, "max-clusters", d.MaxClusters, "distinct ?cluster= aggregates per round", conf.AtLeast(1))
+	s.Duration(&c.WriteTimeout, "write-timeout", d.WriteTimeout, "deadline of one JSON answer or stream round", conf.AtLeast(time.Millisecond))
+	debugserve.AddFlag(s, &c.DebugListen)
+	done, err := s.Parse(args)
+	if !done && err == nil {
+		err = c.Config.Validate() // the checks across settings (max-backoff ≥ min-backoff, …)
 	}
-	if err := fs.Parse(args); err != nil {
-		return c, err
-	}
-	return c, c.Validate()
+	return c, s, done, err
 }
 
-func main() {
-	cfg, err := parseFlags(os.Args[1:])
-	if errors.Is(err, flag.ErrHelp) {
-		return
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "turbine:", err)
-		os.Exit(2)
-	}
-	var handler slog.Handler = slog.NewJSONHandler(os.Stderr, nil)
-	if cfg.LogFormat == "text" {
-		handler = slog.NewTextHandler(os.Stderr, nil)
-	}
-	log := slog.New(handler)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg, log); err != nil {
-		log.Error("turbine stopped", "err", err)
-		os.Exit(1)
-	}
-}
+func main() { conf.Main(load, run) }
 
 func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	agg := turbine.NewAggregator(cfg.MaxKeysPerHost, cfg.MaxBytesPerHost)
@@ -144,19 +91,25 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	srv := httpserve.New(cfg.Listen, turbine.NewHandler(turbine.ServerConfig{
+	handler := turbine.NewHandler(turbine.ServerConfig{
 		Config: cfg.Config, Registry: reg, Protection: reg, Subscription: consumer, Watcher: verifier,
 		Streams: streams, Aggregator: agg, Hub: hub, Logger: log,
 		Collectors: []prometheus.Collector{discoverytoken.NewCollector("turbine", reg, consumer)},
-	}))
-	log.Info("turbine starting", "broker", redact(cfg.AMQPURL), "watcher", cfg.WatcherURL)
+	})
+	// /turbine.stream is long-lived: no WriteTimeout, a deadline per write, an
+	// end at shutdown, and an idle limit well above its emit interval.
+	srv := httpserve.New(cfg.Listen, handler, httpserve.Streaming(httpserve.StreamConfig{
+		WriteWait: cfg.WriteTimeout, Idle: max(httpserve.StreamIdle, 3*cfg.EmitInterval),
+	}, api.PathStream))
+	log.Info("turbine starting", "listen", cfg.Listen, "broker", redact(cfg.AMQPURL), "watcher", cfg.WatcherURL)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return consumer.Run(gctx) })
 	g.Go(func() error { return reg.RunExpiry(gctx, cfg.ExpiryInterval) })
 	g.Go(func() error { return streams.Run(gctx) })
 	g.Go(func() error { return hub.Run(gctx) })
-	g.Go(func() error { return httpserve.Run(gctx, srv, 5*time.Second, log) })
+	g.Go(func() error { return httpserve.Run(gctx, srv, cfg.Grace, log) })
+	g.Go(func() error { return debugserve.Run(gctx, cfg.DebugListen, log) })
 	err = g.Wait()
 	log.Info("turbine stopped")
 	return err
