@@ -18,7 +18,6 @@ import (
 // that is not its folder's.
 var binaries = map[string]struct{ env, bad, prog string }{
 	"accountservice/cmd/accountservice": {env: "QUOTE_STRENGTH", bad: "11"},
-	"discoverytoken/cmd/turbine":        {env: "EMIT_INTERVAL", bad: "1"},
 	"e2e/hookrecorder":                  {env: "LISTEN", bad: "8080"},
 	"edge/cmd/edge":                     {env: "EDGE_DISCOVERY", bad: "dns"},
 	"gatling":                           {env: "USERS", bad: "many"},
@@ -28,7 +27,7 @@ var binaries = map[string]struct{ env, bad, prog string }{
 	"healthchecker/cmd/healthchecker":   {env: "HEALTHCHECKER_TIMEOUT", bad: "soon"},
 	"quotes-service/cmd/quotes-service": {env: "SHUTDOWN_GRACE", bad: "10"},
 	"swarmwatcher/cmd/swarmwatcher":     {env: "PROBE_INTERVAL", bad: "1"},
-	"turbine/cmd/turbine":               {env: "EMIT_INTERVAL", bad: "1"}, // turbine's home after the layout change
+	"turbine/cmd/turbine":               {env: "EMIT_INTERVAL", bad: "1"},
 }
 
 // goTool runs the go command in the module root.
