@@ -23,11 +23,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/goblog/goblog/swarmwatcher/api"
 	"github.com/goblog/goblog/swarmwatcher/internal/probe"
 	"github.com/goblog/goblog/swarmwatcher/internal/server"
 	"github.com/goblog/goblog/swarmwatcher/internal/swarm"
 	"github.com/goblog/goblog/swarmwatcher/internal/watch"
 	"github.com/goblog/goblog/swarmwatcher/internal/webhook"
+	"github.com/goblog/goblog/swarmwatcher/internal/wire"
 )
 
 // Config is everything the binary can be told.
@@ -44,6 +46,13 @@ type Config struct {
 	Networks         []string
 	Webhooks         []string
 	LogFormat        string
+	// Webhook signing and filtering (WEBHOOK_SECRET, WEBHOOK_EVENTS).
+	WebhookSecret []byte
+	WebhookEvents []api.EventType
+	// Bounds of /api/events and the labels /api/sd exports.
+	EventClients      int
+	EventClientsPerIP int
+	SDLabelPrefixes   []string
 }
 
 // Validate reports settings that cannot work, all at once.
@@ -76,6 +85,9 @@ func (c Config) Validate() error {
 		if n == "ingress" {
 			errs = append(errs, errors.New("-network ingress: the ingress network carries no task addresses"))
 		}
+	}
+	if c.EventClients < 1 || c.EventClientsPerIP < 1 {
+		errs = append(errs, fmt.Errorf("-event-clients and -event-clients-per-ip must be at least 1, got %d and %d", c.EventClients, c.EventClientsPerIP))
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("-log-format must be json or text, got %q", c.LogFormat))
@@ -118,6 +130,8 @@ Every flag can also be set by the environment variable in brackets.
 		interval, debounce, apiTimeout string
 		probeInterval, probeTimeout    string
 		rise, fall, history, conc      string
+		secret, hookEvents             string
+		clients, clientsPerIP, labels  string
 	)
 	fs.StringVar(&cfg.Listen, "listen", env("WATCHER_LISTEN", ":6969"), "address to serve on [WATCHER_LISTEN]")
 	fs.StringVar(&interval, "interval", env("WATCHER_INTERVAL", "5s"), "backstop re-list period; engine events trigger re-lists sooner [WATCHER_INTERVAL]")
@@ -131,6 +145,11 @@ Every flag can also be set by the environment variable in brackets.
 	fs.StringVar(&history, "history", env("WATCHER_HISTORY", "20"), "probe results kept per task for the page [WATCHER_HISTORY]")
 	fs.StringVar(&networks, "network", env("WATCHER_NETWORK", ""), "comma-separated overlay network names or IDs to take task addresses from; default: the watcher's own overlay networks, else goblog_net [WATCHER_NETWORK]")
 	fs.StringVar(&webhooks, "webhooks", env("WEBHOOK_URLS", ""), "comma-separated URLs that receive a POST of every change [WEBHOOK_URLS]")
+	fs.StringVar(&secret, "webhook-secret", env("WEBHOOK_SECRET", ""), "signs webhooks as Standard Webhooks do: whsec_<base64> or a plain string of at least 16 bytes [WEBHOOK_SECRET]")
+	fs.StringVar(&hookEvents, "webhook-events", env("WEBHOOK_EVENTS", ""), "comma-separated change types webhooks receive; default all [WEBHOOK_EVENTS]")
+	fs.StringVar(&clients, "event-clients", env("WATCHER_EVENT_CLIENTS", "1024"), "most /api/events clients at once; beyond: 503 [WATCHER_EVENT_CLIENTS]")
+	fs.StringVar(&clientsPerIP, "event-clients-per-ip", env("WATCHER_EVENT_CLIENTS_PER_IP", "32"), "most /api/events clients of one IP [WATCHER_EVENT_CLIENTS_PER_IP]")
+	fs.StringVar(&labels, "sd-label-prefixes", env("WATCHER_SD_LABEL_PREFIXES", "swarmwatcher.,goblog."), "comma-separated service label prefixes /api/sd exports [WATCHER_SD_LABEL_PREFIXES]")
 	fs.StringVar(&cfg.LogFormat, "log-format", env("WATCHER_LOG_FORMAT", "json"), "json or text [WATCHER_LOG_FORMAT]")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -172,6 +191,20 @@ Every flag can also be set by the environment variable in brackets.
 		errs = append(errs, fmt.Errorf("-webhooks: %w", err))
 	}
 	cfg.Webhooks = urls
+	if cfg.WebhookSecret, err = webhook.ParseSecret(secret); err != nil {
+		errs = append(errs, fmt.Errorf("-webhook-secret: %w", err))
+	}
+	if cfg.WebhookEvents, err = webhook.ParseEvents(hookEvents); err != nil {
+		errs = append(errs, fmt.Errorf("-webhook-events: %w", err))
+	}
+	cfg.EventClients = num("event-clients", clients)
+	cfg.EventClientsPerIP = num("event-clients-per-ip", clientsPerIP)
+	cfg.SDLabelPrefixes = []string{}
+	for _, p := range strings.Split(labels, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			cfg.SDLabelPrefixes = append(cfg.SDLabelPrefixes, p)
+		}
+	}
 	if len(errs) > 0 {
 		return Config{}, errors.Join(errs...)
 	}
@@ -227,14 +260,19 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		PollInterval: cfg.Interval, TransitionPoll: 500 * time.Millisecond, Debounce: cfg.Debounce, ProbeInterval: cfg.ProbeInterval,
 		RetryMin: 250 * time.Millisecond, StaleAfter: 3 * cfg.Interval,
 		Thresholds: probe.Thresholds{Rise: cfg.Rise, Fall: cfg.Fall, History: cfg.History},
-		Logger:     log, Metrics: watch.NewMetrics(reg),
+		Logger:     log,
 	}, disc, prober, events)
 	if err != nil {
 		return err
 	}
+	handlers := server.New(server.Config{Gatherer: reg, Logger: log, MaxClients: cfg.EventClients, MaxClientsPerIP: cfg.EventClientsPerIP,
+		LabelPrefixes: cfg.SDLabelPrefixes}, w)
+	if err := errors.Join(w.Register(reg), handlers.Register(reg)); err != nil {
+		return err
+	}
 
 	mux := http.NewServeMux()
-	mux.Handle("/", server.Handler(server.Config{Gatherer: reg, Logger: log}, w))
+	mux.Handle("/", handlers.Handler())
 	mux.HandleFunc("GET /-/live", func(rw http.ResponseWriter, _ *http.Request) {
 		rw.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(rw, `{"status":"UP"}`+"\n")
@@ -251,8 +289,9 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return w.Run(ctx) })
+	g.Go(func() error { return handlers.Run(ctx) })
 	if len(cfg.Webhooks) > 0 {
-		d, err := webhook.New(webhook.Config{URLs: cfg.Webhooks, Logger: log, Registerer: reg})
+		d, err := webhook.New(webhook.Config{URLs: cfg.Webhooks, Secret: cfg.WebhookSecret, Events: cfg.WebhookEvents, Logger: log, Registerer: reg})
 		if err != nil {
 			return err
 		}
@@ -284,7 +323,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 // blocks, re-subscribing if the subscription is ever dropped.
 func forward(ctx context.Context, w *watch.Watcher, d *webhook.Dispatcher, log *slog.Logger) error {
 	for ctx.Err() == nil {
-		_, _, sub := w.Subscribe(4096, false)
+		_, sub := w.Subscribe(4096)
 		func() {
 			defer sub.Close()
 			for {
@@ -296,8 +335,8 @@ func forward(ctx context.Context, w *watch.Watcher, d *webhook.Dispatcher, log *
 						log.Warn("webhook forwarder fell behind; changes were lost, re-subscribing")
 						return
 					}
-					if m.Kind == watch.KindChange {
-						d.Send(m.Change)
+					if c := m.Value.Change; c != nil && sub.Keep(m) {
+						d.Send(wire.Change(c))
 					}
 				}
 			}
