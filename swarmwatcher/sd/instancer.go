@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"reflect"
 	"sort"
@@ -486,6 +487,9 @@ func (in *Instancer) derive() ([]string, error) {
 		}
 		if port <= 0 || port > 65535 {
 			continue
+		}
+		if _, err := netip.ParseAddr(t.Address); err != nil {
+			continue // the watcher reports IPs; anything else is not dialled
 		}
 		instances = append(instances, net.JoinHostPort(t.Address, strconv.Itoa(port)))
 	}
