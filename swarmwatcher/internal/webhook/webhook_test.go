@@ -43,6 +43,7 @@ type receiver struct {
 	mu     sync.Mutex
 	got    []change
 	hdrs   []http.Header
+	bodies [][]byte // raw, as received
 	calls  int
 	answer func(call int, w http.ResponseWriter, r *http.Request) // nil: 204
 }
@@ -60,6 +61,7 @@ func newReceiver(t *testing.T, answer func(int, http.ResponseWriter, *http.Reque
 			c.N, _ = strconv.Atoi(c.At)
 			rc.got = append(rc.got, c)
 			rc.hdrs = append(rc.hdrs, r.Header.Clone())
+			rc.bodies = append(rc.bodies, body)
 		}
 		rc.mu.Unlock()
 		if rc.answer != nil {
