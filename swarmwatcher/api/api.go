@@ -89,6 +89,7 @@ type Task struct {
 	NodeStatus       string  `json:"nodeStatus,omitempty"`       // ready, down, disconnected, unknown
 	NodeAvailability string  `json:"nodeAvailability,omitempty"` // active, pause, drain
 	NodeAddress      string  `json:"nodeAddress,omitempty"`
+	NodeRole         string  `json:"nodeRole,omitempty"` // manager, worker
 	Network          string  `json:"network,omitempty"`
 	AddressError     string  `json:"addressError,omitempty"`
 	LastError        string  `json:"lastError,omitempty"`

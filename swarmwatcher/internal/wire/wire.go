@@ -45,7 +45,7 @@ func Task(t *watch.Task) api.Task {
 		ID: t.ID, Slot: t.Slot, Node: t.Node, State: t.State, DesiredState: t.DesiredState,
 		Address: t.Address, Port: t.Port, Health: t.Health,
 		ConsecutiveFailures: t.ConsecutiveFailures,
-		NodeID:              t.NodeID, NodeStatus: t.NodeStatus, NodeAvailability: t.NodeAvailability, NodeAddress: t.NodeAddress,
+		NodeID:              t.NodeID, NodeStatus: t.NodeStatus, NodeAvailability: t.NodeAvailability, NodeAddress: t.NodeAddress, NodeRole: t.NodeRole,
 		Network: t.Network, AddressError: t.AddressError,
 	}
 	if !t.Last.At.IsZero() {
