@@ -440,21 +440,6 @@ func (w *Watcher) build() []Service {
 	return view
 }
 
-// Services returns the current view. The slice is shared and must not be
-// modified.
-func (w *Watcher) Services() []Service {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.view
-}
-
-// Status returns whether the view is stale.
-func (w *Watcher) Status() Status {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.status
-}
-
 // Healthy reports whether the Docker API answered the last re-list and did
 // so within StaleAfter.
 func (w *Watcher) Healthy() bool {

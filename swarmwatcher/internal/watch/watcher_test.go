@@ -184,7 +184,7 @@ func healthOf(t *testing.T, view []Service) map[string]string {
 func TestLifecycle(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
-	if h.w.Healthy() || !h.w.Status().Stale {
+	if h.w.Healthy() || !h.w.State().Status.Stale {
 		t.Fatal("healthy before the first answer from the engine")
 	}
 	st0, sub := h.w.Subscribe(1000)
@@ -228,7 +228,7 @@ func TestLifecycle(t *testing.T) {
 	if probed != "http://10.0.1.7:6767/health http://10.0.1.8:6767/health http://10.0.1.9:8080/health" {
 		t.Errorf("probed %s (draining, unlabelled and unaddressed tasks must be skipped)", probed)
 	}
-	t1 := findTask(h.w.Services(), "t1")
+	t1 := findTask(h.w.State().Services, "t1")
 	if !t1.Last.At.Equal(h.clock.Now()) || t1.Last.Latency != 1500*time.Microsecond || t1.Port != 6767 || len(t1.History) != 1 || t1.History[0].Outcome != "pass" {
 		t.Errorf("t1 after probe = %+v", t1)
 	}
@@ -243,7 +243,7 @@ func TestLifecycle(t *testing.T) {
 	if got := changes(drain(sub)); !sameSet(got, []string{"health-changed goblog_accountservice t2 critical"}) {
 		t.Fatalf("second failure: %v", got)
 	}
-	if t2 := findTask(h.w.Services(), "t2"); t2.ConsecutiveFailures != 2 || t2.Last.Err != "HTTP 500" {
+	if t2 := findTask(h.w.State().Services, "t2"); t2.ConsecutiveFailures != 2 || t2.Last.Err != "HTTP 500" {
 		t.Errorf("t2 = %+v", t2)
 	}
 
@@ -278,7 +278,7 @@ func TestLifecycle(t *testing.T) {
 	if msgs[0].Status.Err != "list services: connection refused" || !msgs[0].Status.Since.Equal(time.Date(2026, 11, 22, 12, 0, 1, 0, time.UTC)) {
 		t.Errorf("status = %+v", msgs[0].Status)
 	}
-	view = h.w.Services()
+	view = h.w.State().Services
 	if len(view) != 4 || len(findService(view, "goblog_accountservice").Tasks) != 2 {
 		t.Fatalf("view lost on error: %+v", view)
 	}
@@ -306,7 +306,7 @@ func TestLifecycle(t *testing.T) {
 	if len(got) == 0 || got[0] != "status stale=false" {
 		t.Fatalf("recovery: %v", got)
 	}
-	if hl := healthOf(t, h.w.Services()); hl["t2"] != "critical" || hl["q0"] != "draining" {
+	if hl := healthOf(t, h.w.State().Services); hl["t2"] != "critical" || hl["q0"] != "draining" {
 		t.Errorf("health after recovery: %v", hl)
 	}
 	if !h.w.Healthy() {
@@ -377,7 +377,7 @@ func TestSnapshotPlusChangesEqualsView(t *testing.T) {
 			delete(model[back.Service], back.Task.ID)
 		}
 	}
-	final := h.w.Services()
+	final := h.w.State().Services
 	if len(model) != len(final) {
 		t.Fatalf("model has %d services, view %d", len(model), len(final))
 	}
@@ -489,8 +489,8 @@ func TestRunRelistsOnEventsAndStops(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return")
 	}
-	if !w.Status().Stale || len(w.Services()) != 4 {
-		t.Errorf("after failures: status %+v, %d services", w.Status(), len(w.Services()))
+	if !w.State().Status.Stale || len(w.State().Services) != 4 {
+		t.Errorf("after failures: status %+v, %d services", w.State().Status, len(w.State().Services))
 	}
 }
 
