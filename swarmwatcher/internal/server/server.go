@@ -198,7 +198,9 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(indexHTML)
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// answer writes v with jsonhttp, the project's one JSON writer; the watcher's
+// answers change with every probe round, so none may be cached.
+func answer(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	jsonhttp.Write(w, status, v)
 }
@@ -206,12 +208,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // services serves the view; ?service=<name> narrows it to that service
 // (an empty list when there is none, as Consul's health endpoint does).
 func (s *Server) services(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, wire.Services(s.src.State().Services, r.URL.Query().Get("service")))
+	answer(w, http.StatusOK, wire.Services(s.src.State().Services, r.URL.Query().Get("service")))
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	if s.src.Healthy() {
-		writeJSON(w, http.StatusOK, api.HealthStatus{Status: "UP"})
+		answer(w, http.StatusOK, api.HealthStatus{Status: "UP"})
 		return
 	}
 	st := s.src.State().Status
@@ -219,7 +221,7 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	if body.Error == "" {
 		body.Error = "no answer from the Docker API within the refresh window"
 	}
-	writeJSON(w, http.StatusServiceUnavailable, body)
+	answer(w, http.StatusServiceUnavailable, body)
 }
 
 var invalidLabelChars = regexp.MustCompile(`[^a-zA-Z0-9_]`)
@@ -298,7 +300,7 @@ func (s *Server) sd(w http.ResponseWriter, r *http.Request) {
 			groups = append(groups, api.TargetGroup{Targets: []string{target}, Labels: labels})
 		}
 	}
-	writeJSON(w, http.StatusOK, groups)
+	answer(w, http.StatusOK, groups)
 }
 
 func (s *Server) exported(label string) bool {
