@@ -147,9 +147,9 @@ Every flag can also be set by the environment variable in brackets.
 	fs.StringVar(&webhooks, "webhooks", env("WEBHOOK_URLS", ""), "comma-separated URLs that receive a POST of every change [WEBHOOK_URLS]")
 	fs.StringVar(&secret, "webhook-secret", env("WEBHOOK_SECRET", ""), "signs webhooks as Standard Webhooks do: whsec_<base64> or a plain string of at least 16 bytes [WEBHOOK_SECRET]")
 	fs.StringVar(&hookEvents, "webhook-events", env("WEBHOOK_EVENTS", ""), "comma-separated change types webhooks receive; default all [WEBHOOK_EVENTS]")
-	fs.StringVar(&clients, "event-clients", env("WATCHER_EVENT_CLIENTS", "1024"), "most /api/events clients at once; beyond: 503 [WATCHER_EVENT_CLIENTS]")
-	fs.StringVar(&clientsPerIP, "event-clients-per-ip", env("WATCHER_EVENT_CLIENTS_PER_IP", "32"), "most /api/events clients of one IP [WATCHER_EVENT_CLIENTS_PER_IP]")
-	fs.StringVar(&labels, "sd-label-prefixes", env("WATCHER_SD_LABEL_PREFIXES", "swarmwatcher.,goblog."), "comma-separated service label prefixes /api/sd exports [WATCHER_SD_LABEL_PREFIXES]")
+	fs.StringVar(&clients, "event-clients", env("EVENT_CLIENTS", "1024"), "most /api/events clients at once; beyond: 503 [EVENT_CLIENTS]")
+	fs.StringVar(&clientsPerIP, "event-clients-per-ip", env("EVENT_CLIENTS_PER_IP", "32"), "most /api/events clients of one IP [EVENT_CLIENTS_PER_IP]")
+	fs.StringVar(&labels, "sd-label-prefixes", env("SD_LABEL_PREFIXES", "swarmwatcher.,goblog."), "comma-separated service label prefixes /api/sd exports [SD_LABEL_PREFIXES]")
 	fs.StringVar(&cfg.LogFormat, "log-format", env("WATCHER_LOG_FORMAT", "json"), "json or text [WATCHER_LOG_FORMAT]")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
