@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	watcherapi "github.com/goblog/goblog/swarmwatcher/api"
 	"github.com/goblog/goblog/turbine/api"
 )
 
@@ -20,17 +21,6 @@ import (
 // could not be asked; the caller then dials nothing new.
 type Verifier interface {
 	RunningTask(ctx context.Context, service, address string) (bool, error)
-}
-
-// watcherService is the part of one element of the swarmwatcher's GET /api/services that
-// verification reads (the watcher's contract: name, tasks[].state, tasks[].address).
-// TODO(lead): use swarmwatcher/api's types once that package lands on main.
-type watcherService struct {
-	Name  string `json:"name"`
-	Tasks []struct {
-		State   string `json:"state"`
-		Address string `json:"address"`
-	} `json:"tasks"`
 }
 
 // maxWatcherBody bounds the watcher's answer (a 400-task swarm is well under 1 MiB).
@@ -135,7 +125,7 @@ func (v *WatcherVerifier) fetch(ctx context.Context, name string) (map[string]bo
 	if len(body) > maxWatcherBody {
 		return nil, fmt.Errorf("watcher: answer over %d bytes", maxWatcherBody)
 	}
-	var services []watcherService
+	var services []watcherapi.Service
 	if err := json.Unmarshal(body, &services); err != nil {
 		return nil, fmt.Errorf("watcher: decode /api/services: %w", err)
 	}
