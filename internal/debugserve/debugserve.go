@@ -1,44 +1,52 @@
-// Package debugserve serves net/http/pprof on a loopback-only listener, off
-// unless an address is given (flag -debug-listen, env DEBUG_LISTEN), so hot
-// paths can be profiled under the real workload without publishing anything.
+// Package debugserve serves a binary's profiles (net/http/pprof) and expvar
+// variables on a listener of their own, off unless -debug-listen names an
+// address.
+//
+// The address to use is 127.0.0.1:6060: a container's loopback is its own,
+// so only the node reaches it, as root, by entering the container's network
+// namespace (the images are FROM scratch: nothing inside can fetch):
+//
+//	pid=$(docker inspect -f '{{.State.Pid}}' <container>)
+//	nsenter -t "$pid" -n curl -o cpu.pprof 'http://127.0.0.1:6060/debug/pprof/profile?seconds=10'
+//
+// Any other address is accepted too (":6060" reaches the stack's other
+// containers on its overlay network, for a profiler running beside the
+// service) and logged as a warning: the stack must never publish it.
 package debugserve
 
 import (
 	"context"
-	"errors"
-	"fmt"
+	"expvar"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"net/netip"
 	"runtime"
 	"time"
+
+	"github.com/goblog/goblog/internal/conf"
+	"github.com/goblog/goblog/internal/httpserve"
 )
 
-// Listen opens addr for the debug server. An empty host means 127.0.0.1; any
-// host that is not a loopback address is refused.
-func Listen(addr string) (net.Listener, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("debug listen %q: %w", addr, err)
-	}
-	switch host {
-	case "", "localhost":
-		host = "127.0.0.1"
-	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil || !ip.IsLoopback() {
-		return nil, fmt.Errorf("debug listen %q: want a loopback address (127.0.0.1:PORT)", addr)
-	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, port))
-	if err != nil {
-		return nil, fmt.Errorf("debug listen: %w", err)
-	}
-	return ln, nil
+// FlagName is the flag (and, by conf's rule, DEBUG_LISTEN the variable) of
+// the debug listener, the same in every binary.
+const FlagName = "debug-listen"
+
+// writeTimeout lets a profile of up to 2 minutes (?seconds=120) finish; pprof
+// refuses longer ones, naming the server's WriteTimeout.
+const writeTimeout = 2*time.Minute + 10*time.Second
+
+// AddFlag defines -debug-listen on s, storing the address in p.
+func AddFlag(s *conf.Set, p *string) {
+	s.String(p, FlagName, "", "address serving /debug/pprof/ and /debug/vars (empty: off); never publish it", func(v string) error {
+		if v == "" {
+			return nil
+		}
+		return conf.HostPort(v)
+	})
 }
 
-// Handler is the pprof index and its profiles under /debug/pprof/.
+// Handler serves the profiles under /debug/pprof/ and expvar at /debug/vars.
 func Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -46,41 +54,39 @@ func Handler() http.Handler {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/debug/vars", expvar.Handler())
 	return mux
 }
 
-// Start serves Handler on addr until ctx ends. An empty addr serves nothing
-// and turns heap profiling off (runtime.MemProfileRate = 0): its bucket table
-// costs about 1.5 MiB of RSS that nobody could read. Call it first thing in
-// main. It returns once the listener is open (or failed to open).
-func Start(ctx context.Context, addr string, log *slog.Logger) error {
+// Run serves Handler on addr until ctx ends. With addr empty it returns nil
+// at once: the listener is off.
+//
+// With addr empty it also turns heap profiling off (runtime.MemProfileRate =
+// 0): its bucket table costs about 1.4 MiB of RSS that nobody could read.
+func Run(ctx context.Context, addr string, logger *slog.Logger) error {
 	if addr == "" {
 		runtime.MemProfileRate = 0
 		return nil
 	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
 	}
-	ln, err := Listen(addr)
+	logger = logger.With("server", "debug")
+	if !Loopback(addr) {
+		logger.Warn("profiles served on a non-loopback address: never publish this port", "addr", addr)
+	}
+	return httpserve.Run(ctx, httpserve.New(addr, Handler(), httpserve.WithWriteTimeout(writeTimeout)), time.Second, logger)
+}
+
+// Loopback reports whether the listen address addr binds only to loopback.
+func Loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return err
+		return false
 	}
-	srv := &http.Server{
-		Handler:           Handler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		// Profiles stream for their ?seconds=N; bound them all the same.
-		WriteTimeout: 5 * time.Minute,
-		IdleTimeout:  time.Minute,
+	if host == "localhost" {
+		return true
 	}
-	go func() {
-		<-ctx.Done()
-		_ = srv.Close()
-	}()
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("debug server", "err", err)
-		}
-	}()
-	log.Info("pprof listening", "addr", ln.Addr().String())
-	return nil
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
