@@ -197,7 +197,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, ErrOverloaded
 	}
-	mayRetry := t.cfg.RetryIdempotent && replayable(req) && len(set.lanes) > 0
+	mayRetry := t.cfg.RetryIdempotent && Replayable(req) && len(set.lanes) > 0
 	resp, answered, err := l.roundTrip(req)
 	if err == nil {
 		return resp, nil
@@ -523,15 +523,6 @@ func retryable(err error) bool {
 func isDialError(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "dial"
-}
-
-func replayable(req *http.Request) bool {
-	switch req.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
-	default:
-		return false
-	}
-	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
 }
 
 func closeBody(req *http.Request) {
