@@ -19,6 +19,8 @@ import (
 	"time"
 
 	kitsd "github.com/go-kit/kit/sd"
+
+	"github.com/goblog/goblog/internal/sse"
 )
 
 // Errors an Instancer reports in sd.Event.Err (wrapped); the event still
@@ -360,10 +362,10 @@ func (in *Instancer) follow(parent context.Context) (gotSnapshot bool, err error
 	}
 
 	in.services, in.stale = nil, nil
-	sc := newStreamReader(resp.Body)
+	sc := sse.NewReader(resp.Body, maxLine)
 	timeout := in.cfg.ConnectTimeout // until the snapshot, then IdleTimeout
 	for {
-		ev, err := sc.next(func() { watchdog.Reset(timeout) })
+		ev, err := sc.Next(func() { watchdog.Reset(timeout) })
 		if err != nil {
 			if timedOut.Load() {
 				return gotSnapshot, fmt.Errorf("stream: nothing received for %s", timeout)
@@ -382,11 +384,11 @@ func (in *Instancer) follow(parent context.Context) (gotSnapshot bool, err error
 
 // apply folds one stream event into the model and publishes the result. Only
 // an unreadable snapshot ends the connection; other bad events are skipped.
-func (in *Instancer) apply(ev streamEvent, gotSnapshot *bool) error {
-	switch ev.name {
+func (in *Instancer) apply(ev sse.Event, gotSnapshot *bool) error {
+	switch ev.Name {
 	case "snapshot":
 		var list []Service
-		if err := json.Unmarshal(ev.data, &list); err != nil {
+		if err := json.Unmarshal(ev.Data, &list); err != nil {
 			in.malformed.Add(1)
 			return fmt.Errorf("unreadable snapshot: %w", err)
 		}
@@ -401,7 +403,7 @@ func (in *Instancer) apply(ev streamEvent, gotSnapshot *bool) error {
 		*gotSnapshot = true
 	case "status":
 		var st Status
-		if err := json.Unmarshal(ev.data, &st); err != nil {
+		if err := json.Unmarshal(ev.Data, &st); err != nil {
 			in.skip(ev, err)
 			return nil
 		}
@@ -411,19 +413,19 @@ func (in *Instancer) apply(ev streamEvent, gotSnapshot *bool) error {
 		}
 	case EventTaskAdded, EventTaskRemoved, EventHealthChanged, EventServiceCreated, EventServiceRemoved:
 		var c Change
-		if err := json.Unmarshal(ev.data, &c); err != nil {
+		if err := json.Unmarshal(ev.Data, &c); err != nil {
 			in.skip(ev, err)
 			return nil
 		}
-		if c.Service == "" || (c.Task == nil && strings.HasPrefix(ev.name, "task-")) ||
-			(c.Task != nil && c.Task.ID == "") || (ev.name == EventHealthChanged && c.Task == nil) {
+		if c.Service == "" || (c.Task == nil && strings.HasPrefix(ev.Name, "task-")) ||
+			(c.Task != nil && c.Task.ID == "") || (ev.Name == EventHealthChanged && c.Task == nil) {
 			in.skip(ev, errors.New("missing service or task"))
 			return nil
 		}
 		if !*gotSnapshot {
 			return nil // nothing to apply it to; the snapshot comes first
 		}
-		in.applyChange(ev.name, c)
+		in.applyChange(ev.Name, c)
 	default:
 		return nil // keepalives, ids and unknown event types
 	}
@@ -433,9 +435,9 @@ func (in *Instancer) apply(ev streamEvent, gotSnapshot *bool) error {
 	return nil
 }
 
-func (in *Instancer) skip(ev streamEvent, err error) {
+func (in *Instancer) skip(ev sse.Event, err error) {
 	n := in.malformed.Add(1)
-	in.log.Warn("skipped a malformed event", "event", ev.name, "id", ev.id, "err", err, "skipped_total", n)
+	in.log.Warn("skipped a malformed event", "event", ev.Name, "id", ev.ID, "err", err, "skipped_total", n)
 }
 
 func (in *Instancer) applyChange(typ string, c Change) {
@@ -528,3 +530,7 @@ func (in *Instancer) lookup() (map[string]Task, bool) {
 	}
 	return found, n == 1
 }
+
+// maxLine bounds one line of the event stream; the snapshot of a large swarm
+// is the longest line.
+const maxLine = 8 << 20
