@@ -10,7 +10,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -21,7 +20,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/goblog/goblog/deploy/internal/converge"
-	"github.com/goblog/goblog/internal/envflag"
+	"github.com/goblog/goblog/internal/conf"
 )
 
 // Config is everything stackwait reads from flags and environment.
@@ -48,23 +47,18 @@ func main() {
 }
 
 func run(args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("stackwait", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var errs []error
-	stack := envflag.String(fs, "stack", "STACK", "goblog", "the stack to wait for")
-	timeout := envflag.Duration(fs, "timeout", "STACKWAIT_TIMEOUT", 180*time.Second, "how long to wait", &errs)
-	interval := envflag.Duration(fs, "interval", "STACKWAIT_INTERVAL", 2*time.Second, "time between two looks", &errs)
-	callTimeout := envflag.Duration(fs, "call-timeout", "STACKWAIT_CALL_TIMEOUT", 20*time.Second, "deadline of one engine call", &errs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	var cfg Config
+	s := conf.New("stackwait", "Waits until a deployed swarm stack has converged.")
+	s.Stderr = stderr
+	s.String(&cfg.Stack, "stack", "goblog", "the stack to wait for")
+	s.Duration(&cfg.Timeout, "timeout", 180*time.Second, "how long to wait")
+	s.Duration(&cfg.Interval, "interval", 2*time.Second, "time between two looks")
+	s.Duration(&cfg.CallTimeout, "call-timeout", 20*time.Second, "deadline of one engine call")
+	if done, err := s.Parse(args); done || err != nil {
+		return s.ExitCode(err)
 	}
-	cfg := Config{Stack: *stack, Timeout: *timeout, Interval: *interval, CallTimeout: *callTimeout}
-	if err := errors.Join(append(errs, cfg.Validate())...); err != nil {
-		fmt.Fprintln(stderr, "stackwait:", err)
-		return 2
+	if err := cfg.Validate(); err != nil {
+		return s.ExitCode(err)
 	}
 	docker, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {

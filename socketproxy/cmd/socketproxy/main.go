@@ -7,27 +7,26 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"log/slog"
+	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
-	"github.com/goblog/goblog/internal/envflag"
+	"github.com/goblog/goblog/internal/conf"
 	"github.com/goblog/goblog/internal/httpserve"
 	"github.com/goblog/goblog/socketproxy/internal/proxy"
 )
 
 // Config is everything socketproxy reads from flags and environment.
 type Config struct {
-	Listen      string
-	Socket      string
-	Allow       []string
-	MaxInFlight int
-	Grace       time.Duration
+	Listen         string
+	Socket         string
+	Allow          []string
+	MaxInFlight    int
+	Grace          time.Duration
+	PrintSocketGID bool
 }
 
 // Validate reports the first bad setting.
@@ -44,50 +43,50 @@ func (c Config) Validate() error {
 }
 
 func main() {
-	err := run(os.Args[1:])
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "socketproxy:", err)
-		os.Exit(2)
-	}
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func parse(args []string) (Config, error) {
-	fs := flag.NewFlagSet("socketproxy", flag.ContinueOnError)
-	var errs []error
-	listen := envflag.String(fs, "listen-addr", "LISTEN_ADDR", ":2375", "address to serve the read-only API on")
-	socket := envflag.String(fs, "docker-socket", "DOCKER_SOCKET", "/var/run/docker.sock", "the engine's unix socket")
-	allow := envflag.String(fs, "allow", "ALLOW_PATHS", strings.Join(proxy.DefaultAllow, ","), "comma-separated paths that may be read (after /vX.Y; * matches one segment)")
-	inflight := envflag.Int(fs, "max-in-flight", "MAX_IN_FLIGHT", 64, "requests forwarded at once; beyond it 503", &errs)
-	grace := envflag.Duration(fs, "grace", "SHUTDOWN_GRACE", 5*time.Second, "how long in-flight requests may finish on SIGTERM", &errs)
-	if err := fs.Parse(args); err != nil {
-		return Config{}, err
+func run(args []string, stdout, stderr io.Writer) int {
+	var cfg Config
+	s := conf.New("socketproxy", "Serves the Docker Engine API read-only: GET and HEAD on an allow-list of paths, 403 for anything else.")
+	s.Stdout, s.Stderr = stdout, stderr
+	s.String(&cfg.Listen, "listen-addr", ":2375", "address to serve the read-only API on")
+	s.String(&cfg.Socket, "docker-socket", "/var/run/docker.sock", "the engine's unix socket")
+	s.List(&cfg.Allow, "allow-paths", proxy.DefaultAllow, "paths that may be read (after /vX.Y; a * segment matches one segment)")
+	s.Int(&cfg.MaxInFlight, "max-in-flight", 64, "requests forwarded at once; beyond it 503")
+	s.Duration(&cfg.Grace, "grace", 5*time.Second, "how long in-flight requests may finish on SIGTERM")
+	s.Bool(&cfg.PrintSocketGID, "print-socket-gid", false, "print the group id owning -docker-socket and exit (./copyall.sh runs the proxy with that group)")
+	if done, err := s.Parse(args); done || err != nil {
+		return s.ExitCode(err)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return Config{}, err
+	if err := cfg.Validate(); err != nil {
+		return s.ExitCode(err)
 	}
-	c := Config{Listen: *listen, Socket: *socket, MaxInFlight: *inflight, Grace: *grace}
-	for _, p := range strings.Split(*allow, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			c.Allow = append(c.Allow, p)
+	if cfg.PrintSocketGID {
+		fi, err := os.Stat(cfg.Socket)
+		if err != nil {
+			fmt.Fprintln(stderr, "socketproxy:", err)
+			return 1
 		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			fmt.Fprintln(stderr, "socketproxy: no owner information for", cfg.Socket)
+			return 1
+		}
+		fmt.Fprintln(stdout, st.Gid)
+		return 0
 	}
-	return c, c.Validate()
-}
-
-func run(args []string) error {
-	cfg, err := parse(args)
-	if err != nil {
-		return err
-	}
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("component", "socketproxy")
+	logger := s.Logger(stderr).With("component", "socketproxy")
 	p, err := proxy.New(proxy.Config{Socket: cfg.Socket, Allow: cfg.Allow, MaxInFlight: cfg.MaxInFlight, Logger: logger})
 	if err != nil {
-		return err
+		return s.ExitCode(err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	logger.Info("forwarding reads", "socket", cfg.Socket, "allow", strings.Join(cfg.Allow, ","))
-	return httpserve.Run(ctx, httpserve.New(cfg.Listen, p), cfg.Grace, logger)
+	logger.Info("forwarding reads", "socket", cfg.Socket, "allow", cfg.Allow)
+	if err := httpserve.Run(ctx, httpserve.New(cfg.Listen, p), cfg.Grace, logger); err != nil {
+		logger.Error("stopped", "err", err)
+		return 1
+	}
+	return 0
 }
