@@ -248,9 +248,11 @@ func dial(ctx context.Context, url string, timeout time.Duration) (*amqp.Connect
 		_ = conn.Close()
 		return nil, nil, fmt.Errorf("open channel: %w", err)
 	}
-	if err := ch.ExchangeDeclare(Exchange, amqp.ExchangeFanout, true, false, false, false, nil); err != nil {
+	// The broker declares the exchange (its definitions); clients only check that it is there,
+	// so neither the publisher nor the consumer needs the configure permission on it.
+	if err := ch.ExchangeDeclarePassive(Exchange, amqp.ExchangeFanout, true, false, false, false, nil); err != nil {
 		_ = conn.Close()
-		return nil, nil, fmt.Errorf("declare exchange %s: %w", Exchange, err)
+		return nil, nil, fmt.Errorf("check exchange %s: %w", Exchange, err)
 	}
 	return conn, ch, nil
 }
