@@ -91,8 +91,8 @@ const (
 func TestPrereqsMissingPackage(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
-		id, apt  string // fake bodies; apt "" means no apt-get at all
-		chromium bool   // a fake chromium is there
+		id, apt  string   // fake bodies; apt "" means no apt-get at all
+		present  []string // commands (fakes) that are there
 		args     []string
 		wantCode int
 		want     []string // in the output
@@ -104,10 +104,10 @@ func TestPrereqsMissingPackage(t *testing.T) {
 			wantApt: "apt-get update -qq\napt-get install -y -qq --no-install-recommends debootstrap\n",
 		},
 		{
-			name: "two stages needing it: one update, the package once", id: asRoot, apt: aptWorks, args: []string{"build", "e2e"},
-			chromium: true,
-			want:     []string{"installing debootstrap with"},
-			wantApt:  "apt-get update -qq\napt-get install -y -qq --no-install-recommends debootstrap\n",
+			name: "two stages needing it: one update, the package once", id: asRoot, apt: aptWorks, args: []string{"build", "lab"},
+			present: []string{"mkfs.ext4", "qemu-system-x86_64", "qemu-img", "vde_switch", "curl", "shellcheck"},
+			want:    []string{"installing debootstrap with"},
+			wantApt: "apt-get update -qq\napt-get install -y -qq --no-install-recommends debootstrap\n",
 		},
 		{
 			name: "not root: the one command to run", id: asUser, apt: aptWorks, args: []string{"build"}, wantCode: 1,
@@ -137,8 +137,8 @@ func TestPrereqsMissingPackage(t *testing.T) {
 			if tc.apt != "" {
 				f.add(t, "apt-get", tc.apt)
 			}
-			if tc.chromium {
-				f.add(t, "chromium", "")
+			for _, c := range tc.present {
+				f.add(t, c, "")
 			}
 			code, out := f.run(t, nil, "scripts/prereqs.sh", tc.args...)
 			if code != tc.wantCode {
