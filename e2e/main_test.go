@@ -2,13 +2,14 @@
 
 // Package e2e drives the real stack on the real Docker engine in swarm mode.
 //
-// TestMain deploys the stack once with ./copyall.sh, runs every test, then
-// leaves the engine as it found it: a stack it deployed is removed (one that
-// was already there stays), and the swarm is left only if TestMain created it
-// (GOBLOG_E2E_KEEP=1 keeps both, for debugging).
+// TestMain deploys the stack once with ./copyall.sh, with testability on (tests
+// flip health) and the broker published (tests log in from the host), runs every
+// test, then leaves the engine as it found it: a stack it deployed is removed
+// with ./copyall.sh --down (one that was already there stays), and the swarm is
+// left only if TestMain created it (GOBLOG_E2E_KEEP=1 keeps both, for debugging).
 // Each test leaves the stack as it found it (one replica per service, all
 // healthy), so tests can run in any order. Tests that change swarm state take
-// no lock themselves: run the package under `flock /tmp/goblog-docker.lock`
+// no lock themselves: run the package under `flock /tmp/goblog-engine.lock`
 // when others share the engine.
 package e2e
 
@@ -75,6 +76,7 @@ func runMain(m *testing.M) int {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(RepoRoot, "copyall.sh"))
 	cmd.Dir = RepoRoot
+	cmd.Env = append(os.Environ(), "GOBLOG_TESTABILITY=true", "GOBLOG_BROKER_PUBLISH=true")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: ./copyall.sh failed: %v\n", err)
@@ -91,17 +93,20 @@ var createdSwarm bool
 var DeployDuration time.Duration
 
 func teardown() {
-	fmt.Fprintln(os.Stderr, "e2e: removing stack", Stack)
-	_ = exec.Command("docker", "stack", "rm", Stack).Run()
-	for i := 0; i < 60; i++ {
-		if exec.Command("docker", "network", "inspect", Stack+"_net").Run() != nil {
-			break
-		}
-		time.Sleep(time.Second)
-	}
+	// ./copyall.sh --down removes the stack and keeps the broker's credentials; it leaves
+	// the swarm only when copyall.sh created it, which is so when this run did.
+	args := []string{"--down", "--keep-swarm"}
 	if createdSwarm {
-		fmt.Fprintln(os.Stderr, "e2e: leaving the swarm this run created")
-		_ = exec.Command("docker", "swarm", "leave", "--force").Run()
+		args = []string{"--down"}
+	}
+	fmt.Fprintln(os.Stderr, "e2e: ./copyall.sh", strings.Join(args, " "))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(RepoRoot, "copyall.sh"), args...)
+	cmd.Dir = RepoRoot
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: ./copyall.sh %s: %v\n", strings.Join(args, " "), err)
 	}
 }
 
