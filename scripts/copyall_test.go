@@ -56,7 +56,9 @@ stack)
 	esac ;;
 service) exit 1 ;;
 network) exit 1 ;;
-build|tag|ps|rmi) ;;
+ps) [[ -e $st/broker-running ]] && echo c1 ;;
+exec) [[ $2 == c1 ]] && cat "$st/secrets/goblog_broker_definitions" ;;
+build|tag|rmi) ;;
 esac
 `
 
@@ -240,6 +242,22 @@ func TestCopyallDeploysWithItsOwnCredentials(t *testing.T) {
 	}
 	if args := r.file(t, "deploy-args"); !strings.Contains(args, "-c docker-stack.yml -c rabbitmq/publish.yml") {
 		t.Fatalf("GOBLOG_BROKER_PUBLISH=true: deploy args %s", args)
+	}
+
+	// broker.env lost: written again from the running broker, with the same users.
+	envPath := filepath.Join(r.home, "config", "goblog", "broker.env")
+	if err := os.Remove(envPath); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(r.state, "broker-running"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out = r.copyall(t, nil); code != 0 || !strings.Contains(out, "written again from the running broker") {
+		t.Fatalf("broker.env lost: exit %d:\n%s", code, out)
+	}
+	if again, _ := r.brokerEnv(t); len(again) != len(creds) || again["GOBLOG_AMQP_CONSUMER_PASSWORD"] != creds["GOBLOG_AMQP_CONSUMER_PASSWORD"] ||
+		again["GOBLOG_AMQP_PUBLISHER_USER"] != creds["GOBLOG_AMQP_PUBLISHER_USER"] || again["GOBLOG_AMQP_ADMIN_PASSWORD"] != creds["GOBLOG_AMQP_ADMIN_PASSWORD"] {
+		t.Fatal("broker.env written again differs from the swarm's credentials")
 	}
 
 	// A new swarm (no secrets) gets the same credentials from broker.env.
