@@ -111,7 +111,7 @@ func startConsumer(tb testing.TB, g *group, url string) testConsumer {
 
 func startPublisher(tb testing.TB, g *group, url, id string, interval, ttl time.Duration) (*Publisher, context.CancelFunc) {
 	p, err := NewPublisher(PublisherConfig{
-		URL: url, Service: "accountservice", Address: "127.0.0.1", Port: 8181, InstanceID: id,
+		URL: url, Service: "accountservice", Address: "10.9.0.1", Port: 8181, InstanceID: id,
 		Interval: interval, TTL: ttl, MaxBackoff: 500 * time.Millisecond, Logger: testLogger(tb),
 	})
 	if err != nil {
@@ -231,6 +231,10 @@ func TestMalformedTokensDroppedAndCounted(t *testing.T) {
 	hostile := [][]byte{
 		[]byte(``), []byte(`null`), []byte(`{}`), []byte(`{"state":"UP"}`), []byte("\xff\xfe"),
 		[]byte(strings.Repeat("{", 5000)), []byte(strings.Replace(validBody, `10.0.1.7`, `evil.example`, 1)),
+		[]byte(strings.Replace(validBody, `10.0.1.7`, `169.254.169.254`, 1)),
+		[]byte(strings.Replace(validBody, `10.0.1.7`, `fe80::1%eth0`, 1)),
+		[]byte(strings.Replace(validBody, `2026-11-22T11:00:00Z`, `2126-11-22T11:00:00Z`, 1)),
+		[]byte(strings.Replace(validBody, `"ttlSeconds":15`, `"ttlSeconds":86400`, 1)),
 	}
 	const n = 1000
 	for i := range n {
@@ -252,6 +256,11 @@ func TestMalformedTokensDroppedAndCounted(t *testing.T) {
 	}
 	if !st.Subscribed || st.Subscribes != 1 {
 		t.Fatalf("consumer lost its subscription over the garbage: %+v", st)
+	}
+	for _, kind := range []string{KindNotJSON, KindState, KindAddress} {
+		if st.MalformedByKind[kind] == 0 {
+			t.Errorf("no malformed token of kind %s counted: %v", kind, st.MalformedByKind)
+		}
 	}
 }
 

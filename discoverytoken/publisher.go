@@ -11,11 +11,14 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/goblog/goblog/internal/backoff"
 )
 
 // PublisherConfig configures a Publisher.
 type PublisherConfig struct {
-	// URL is the broker, e.g. amqp://guest:guest@rabbitmq:5672/. Required.
+	// URL is the broker, e.g. amqp://publisher:secret@rabbitmq:5672/. Required. It may hold
+	// credentials: the Publisher never logs it (RedactURL shows it safely).
 	URL string
 	// Service, Address, Port and InstanceID describe the instance; all required.
 	Service    string
@@ -32,6 +35,8 @@ type PublisherConfig struct {
 	MinBackoff, MaxBackoff time.Duration
 	// ConfirmTimeout bounds dialling, one publish and its broker confirm. Default 2 s.
 	ConfirmTimeout time.Duration
+	// Heartbeat is the AMQP heartbeat. Default 10 s.
+	Heartbeat time.Duration
 	// Logger receives connection changes; nil discards.
 	Logger *slog.Logger
 	// Now is the clock for token timestamps; nil means time.Now.
@@ -51,6 +56,9 @@ func (c *PublisherConfig) defaults() {
 	if c.MaxBackoff <= 0 {
 		c.MaxBackoff = 5 * time.Second
 	}
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = 10 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -61,11 +69,17 @@ func (c *PublisherConfig) defaults() {
 
 // Validate reports a configuration the Publisher cannot run with.
 func (c PublisherConfig) Validate() error {
-	if c.URL == "" {
-		return errors.New("publisher: AMQP URL is empty")
+	if err := checkURL(c.URL); err != nil {
+		return fmt.Errorf("publisher: %w", err)
 	}
-	if _, err := amqp.ParseURI(c.URL); err != nil {
-		return fmt.Errorf("publisher: AMQP URL: %w", err)
+	if c.TTL > MaxTTL {
+		return fmt.Errorf("publisher: TTL %s is over the contract's %s", c.TTL, MaxTTL)
+	}
+	for name, d := range map[string]time.Duration{"interval": c.Interval, "TTL": c.TTL, "min backoff": c.MinBackoff,
+		"max backoff": c.MaxBackoff, "confirm timeout": c.ConfirmTimeout, "heartbeat": c.Heartbeat} {
+		if d < 0 {
+			return fmt.Errorf("publisher: %s is negative", name)
+		}
 	}
 	c.defaults()
 	if _, err := c.token(StateUp).Marshal(); err != nil {
@@ -85,6 +99,9 @@ func (c PublisherConfig) token(s State) Token {
 // Publisher announces one instance on the discovery exchange. It runs in its own goroutine
 // (Run) and shares nothing with the service's request path, so a slow or absent broker never
 // delays a request.
+//
+// Broker permissions it needs: write on the exchange. It declares the exchange only if it is
+// missing (see ensureExchange), so a user without configure permission can publish.
 type Publisher struct {
 	cfg       PublisherConfig
 	connected atomic.Bool
@@ -118,11 +135,11 @@ func (p *Publisher) Run(ctx context.Context) error {
 		case <-p.cfg.Ready:
 		}
 	}
-	log := p.cfg.Logger.With("instanceId", p.cfg.InstanceID)
-	b := newBackoff(p.cfg.MinBackoff, p.cfg.MaxBackoff)
+	log := p.cfg.Logger.With("instanceId", p.cfg.InstanceID, "broker", RedactURL(p.cfg.URL))
+	b := backoff.New(p.cfg.MinBackoff, p.cfg.MaxBackoff)
 	failing := false
 	for {
-		conn, ch, err := dialConfirm(ctx, p.cfg.URL, p.cfg.ConfirmTimeout)
+		conn, ch, err := p.dial(ctx)
 		if err == nil {
 			before := p.published.Load()
 			err = p.session(ctx, conn, ch, log)
@@ -130,7 +147,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 				return nil
 			}
 			if p.published.Load() != before {
-				b.reset()
+				b.Reset()
 				failing = false // it was publishing: this is a new outage, say so
 			}
 		}
@@ -142,7 +159,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 			log.Warn("discovery publisher lost the broker, retrying with backoff", "err", err)
 			failing = true
 		}
-		if !b.wait(ctx) {
+		if !b.Wait(ctx) {
 			return nil
 		}
 	}
@@ -217,42 +234,19 @@ func (p *Publisher) publish(ctx context.Context, ch *amqp.Channel, s State) erro
 	return nil
 }
 
-// dialConfirm opens a connection and a channel in confirm mode and declares the exchange.
-func dialConfirm(ctx context.Context, url string, timeout time.Duration) (*amqp.Connection, *amqp.Channel, error) {
-	conn, ch, err := dial(ctx, url, timeout)
+// dial opens a connection and a channel in confirm mode on which the exchange exists.
+func (p *Publisher) dial(ctx context.Context) (*amqp.Connection, *amqp.Channel, error) {
+	conn, ch, err := dial(ctx, p.cfg.URL, p.cfg.ConfirmTimeout, p.cfg.Heartbeat, "goblog-discovery-publisher")
 	if err != nil {
+		return nil, nil, err
+	}
+	if ch, err = ensureExchange(conn, ch); err != nil {
+		_ = conn.Close()
 		return nil, nil, err
 	}
 	if err := ch.Confirm(false); err != nil {
 		_ = conn.Close()
 		return nil, nil, fmt.Errorf("confirm mode: %w", err)
-	}
-	return conn, ch, nil
-}
-
-// dial opens a connection and a channel and declares the durable fanout exchange.
-func dial(ctx context.Context, url string, timeout time.Duration) (*amqp.Connection, *amqp.Channel, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, nil, err
-	}
-	conn, err := amqp.DialConfig(url, amqp.Config{
-		Dial:       amqp.DefaultDial(timeout),
-		Heartbeat:  10 * time.Second,
-		Properties: amqp.Table{"connection_name": "goblog-discoverytoken"},
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("dial: %w", err)
-	}
-	ch, err := conn.Channel()
-	if err != nil {
-		_ = conn.Close()
-		return nil, nil, fmt.Errorf("open channel: %w", err)
-	}
-	// The broker declares the exchange (its definitions); clients only check that it is there,
-	// so neither the publisher nor the consumer needs the configure permission on it.
-	if err := ch.ExchangeDeclarePassive(Exchange, amqp.ExchangeFanout, true, false, false, false, nil); err != nil {
-		_ = conn.Close()
-		return nil, nil, fmt.Errorf("check exchange %s: %w", Exchange, err)
 	}
 	return conn, ch, nil
 }

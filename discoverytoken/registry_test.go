@@ -54,6 +54,12 @@ func TestRegistry(t *testing.T) {
 	up := func(id string, sec int) *Token { t := tok(StateUp, id, sec); return &t }
 	down := func(id string, sec int) *Token { t := tok(StateDown, id, sec); return &t }
 	moved := func(id string, sec int) *Token { t := tok(StateUp, id, sec); t.Address = "10.0.1.8"; return &t }
+	future := func(id string, sec int) *Token {
+		t := tok(StateUp, id, sec)
+		t.Address = "10.0.1.8"
+		t.Timestamp = t.Timestamp.AddDate(100, 0, 0)
+		return &t
+	}
 	tests := []struct {
 		name  string
 		steps []step
@@ -104,14 +110,37 @@ func TestRegistry(t *testing.T) {
 			{apply: up("a", 10), want: "added(a,) ", live: 1},
 			{apply: down("a", 5), want: "", live: 1},
 		}},
-		{"address change is a remove then an add", []step{
+		{"a held instance cannot move: another address is a conflict", []step{
 			{apply: up("a", 0), want: "added(a,) ", live: 1},
-			{apply: moved("a", 5), want: "removed(a,moved) added(a,) ", live: 1},
+			{apply: moved("a", 5), want: "", live: 1},
+			{advance: 10 * time.Second, apply: up("a", 10), want: "", live: 1}, // the real one still refreshes
+			{advance: 14 * time.Second, want: "", live: 1},
+			{advance: 2 * time.Second, want: "removed(a,ttl) ", live: 0},
+			{apply: moved("a", 26), want: "added(a,) ", live: 1}, // the id is free again
+		}},
+		{"a DOWN from another address is a conflict", []step{
+			{apply: up("a", 0), want: "added(a,) ", live: 1},
+			{apply: func() *Token { t := down("a", 1); t.Address = "10.0.1.8"; return t }(), want: "", live: 1},
+		}},
+		{"no takeover from the future (issue 13)", []step{
+			{apply: up("a", 0), want: "added(a,) ", live: 1},
+			{apply: future("a", 0), want: "", live: 1},
+			{advance: 5 * time.Second, apply: up("a", 5), want: "", live: 1},
+			{advance: time.Second, apply: down("a", 6), want: "removed(a,down) ", live: 0},
+		}},
+		{"a token from the future is refused even for a new instance", []step{
+			{apply: up("a", 31), want: "", live: 0},
+			{apply: up("a", 30), want: "added(a,) ", live: 1},
+		}},
+		{"a late heartbeat of a held instance still refreshes it", []step{
+			{apply: up("a", 10), want: "added(a,) ", live: 1},
+			{advance: 14 * time.Second, apply: up("a", 5), want: "", live: 1},
+			{advance: 14 * time.Second, want: "", live: 1},
 		}},
 		{"tombstones are forgotten after a minute", []step{
-			{apply: down("a", 100), want: "", live: 0},
+			{advance: 100 * time.Second, apply: down("a", 100), want: "", live: 0},
 			{advance: 61 * time.Second, want: "", live: 0},
-			{apply: up("a", 0), want: "added(a,) ", live: 1}, // an old stamp is no longer known to be stale
+			{apply: up("a", 50), want: "added(a,) ", live: 1}, // an old stamp is no longer known to be stale
 		}},
 	}
 	for _, tt := range tests {
@@ -135,7 +164,7 @@ func TestRegistry(t *testing.T) {
 				}
 			}
 			st := r.Stats()
-			if st.RemovedDown+st.RemovedTTL+st.RemovedMoved != st.Removed {
+			if st.RemovedDown+st.RemovedTTL+st.RemovedProtectionEnded != st.Removed {
 				t.Fatalf("removals by reason do not add up: %+v", st)
 			}
 			if int(st.Added+st.Removed) != len(seen) {

@@ -8,16 +8,17 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
-	"os/signal"
+	"slices"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/goblog/goblog/internal/conf"
+	"github.com/goblog/goblog/internal/httpserve"
+	"github.com/goblog/goblog/internal/jsonhttp"
 )
 
 // maxKept bounds memory: older records are forgotten first.
@@ -36,12 +37,12 @@ type recorder struct {
 
 func (rc *recorder) hook(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
-		http.Error(w, `{"error":"POST only"}`, http.StatusMethodNotAllowed)
+		jsonhttp.WriteError(w, http.StatusMethodNotAllowed, "POST only")
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err != nil || !json.Valid(body) {
-		http.Error(w, `{"error":"want a JSON body"}`, http.StatusBadRequest)
+		jsonhttp.WriteError(w, http.StatusBadRequest, "want a JSON body")
 		return
 	}
 	rec := record{ReceivedAt: time.Now().UTC().Format(time.RFC3339Nano), Delivery: r.Header.Get("X-Swarmwatcher-Delivery"), Body: body}
@@ -56,43 +57,29 @@ func (rc *recorder) hook(w http.ResponseWriter, r *http.Request) {
 
 func (rc *recorder) received(w http.ResponseWriter, _ *http.Request) {
 	rc.mu.Lock()
-	out, err := json.Marshal(rc.recs)
+	recs := slices.Clone(rc.recs)
 	rc.mu.Unlock()
-	if err != nil {
-		http.Error(w, `{"error":"marshal"}`, http.StatusInternalServerError)
-		return
+	if recs == nil {
+		recs = []record{}
 	}
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(out)
+	jsonhttp.Write(w, http.StatusOK, recs)
 }
 
 func main() {
-	addr := flag.String("addr", ":8080", "listen address")
-	flag.Parse()
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-
+	var listen string
+	s := conf.New("hookrecorder", "Records every POST /hook body and hands the list back on GET /received (the e2e tests' webhook receiver).")
+	s.String(&listen, "listen", ":8080", "address to serve on", conf.HostPort)
+	if done, err := s.Parse(os.Args[1:]); done || err != nil {
+		os.Exit(s.ExitCode(err))
+	}
 	rc := &recorder{}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/hook", rc.hook)
 	mux.HandleFunc("GET /received", rc.received)
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"status":"UP"}`)
+		jsonhttp.Write(w, http.StatusOK, map[string]string{"status": "UP"})
 	})
-	srv := &http.Server{Addr: *addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	go func() {
-		<-ctx.Done()
-		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shutdown)
-	}()
-	log.Info("hookrecorder listening", "addr", *addr)
-	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Error("listen", "err", err)
-		os.Exit(1)
-	}
+	os.Exit(s.Run(func(ctx context.Context, log *slog.Logger) error {
+		return httpserve.Run(ctx, httpserve.New(listen, mux), 5*time.Second, log)
+	}))
 }

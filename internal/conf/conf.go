@@ -5,33 +5,53 @@
 // case, '-' becomes '_'). A flag given on the command line wins over the
 // variable. An empty variable counts as unset. NAME_FILE, when NAME is unset,
 // names a file whose content (trailing newline trimmed) is the value, the way
-// Docker secrets are handed to a process. A malformed value is an error that
-// names the variable; -h prints the usage to stdout and -version the build's
-// version, and the caller exits 0.
+// Docker secrets are handed to a process. A malformed value, or one a check
+// given with the flag rejects (conf.AtLeast, conf.Between, ...), is an error
+// that names the variable (or the flag, when given as one); -h prints the usage
+// to stdout and -version the build's version, and the caller exits 0. -h and
+// -version have no variable: a VERSION in a container's environment must not
+// turn a service into a program that prints its version and exits.
+//
+// A binary that runs inside other binaries' containers (healthchecker, run by
+// every image's HEALTHCHECK, inherits the service's environment, PATH
+// included) sets EnvPrefix, so that its -path is HEALTHCHECKER_PATH, not PATH.
 //
 // Every Set also has -log-level (debug, info, warn, error) and -log-format
 // (json, text), so every binary logs the same way:
 //
-//	s := conf.New("edge", "Proxies every request to accountservice.")
-//	s.String(&cfg.Listen, "listen", ":6767", "address to serve on")
-//	s.Duration(&cfg.Timeout, "timeout", 5*time.Second, "deadline of one upstream call")
-//	if done, err := s.Parse(os.Args[1:]); done || err != nil {
-//		os.Exit(s.ExitCode(err))
+//	func load(args []string) (Config, *conf.Set, bool, error) {
+//		var c Config
+//		s := conf.New("edge", "Proxies every request to accountservice.")
+//		s.String(&c.Listen, "listen", ":6767", "address to serve on", conf.HostPort)
+//		s.Duration(&c.Timeout, "timeout", 5*time.Second, "deadline of one upstream call", conf.AtLeast(time.Millisecond))
+//		done, err := s.Parse(args)
+//		return c, s, done, err
 //	}
-//	log := s.Logger(os.Stderr)
+//
+//	func main() { conf.Main(load, run) } // run(ctx, cfg, log) error
+//
+// Main exits 0 after -h or -version and 2 on a bad setting; then it runs run
+// with a context that ends on SIGTERM or SIGINT and the logger, and exits 1
+// when run fails. Tests call load.
 package conf
 
 import (
+	"cmp"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -49,6 +69,15 @@ type Set struct {
 	ReadFile func(string) ([]byte, error)
 	// Stdout receives -h and -version; Stderr the errors. nil means os.Stdout, os.Stderr.
 	Stdout, Stderr io.Writer
+	// EnvPrefix goes in front of every variable name of this Set (see the
+	// package comment); empty for almost every binary.
+	EnvPrefix string
+
+	// checks holds, per flag, the checks given with it, run on the value
+	// the flag ends up with.
+	checks map[string]func() error
+	// noEnv names the flags that no variable sets.
+	noEnv map[string]bool
 
 	version   bool
 	logLevel  slog.Level
@@ -57,10 +86,11 @@ type Set struct {
 
 // New returns a Set for the binary name, whose usage starts with summary.
 func New(name, summary string) *Set {
-	s := &Set{name: name, summary: summary, fs: flag.NewFlagSet(name, flag.ContinueOnError)}
+	s := &Set{name: name, summary: summary, fs: flag.NewFlagSet(name, flag.ContinueOnError),
+		checks: map[string]func() error{}, noEnv: map[string]bool{"version": true}}
 	s.fs.SetOutput(io.Discard)
 	s.fs.BoolVar(&s.version, "version", false, "print the version and exit")
-	s.fs.TextVar(&s.logLevel, "log-level", slog.LevelInfo, "least level logged: debug, info, warn or error")
+	s.fs.TextVar(&s.logLevel, "log-level", slog.LevelInfo, "least `level` logged: debug, info, warn or error")
 	s.Enum(&s.logFormat, "log-format", "json", []string{"json", "text"}, "log format")
 	return s
 }
@@ -70,23 +100,46 @@ func EnvName(flagName string) string {
 	return strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
+// envName is the variable of flag name in this Set ("" for none).
+func (s *Set) envName(flagName string) string {
+	if s.noEnv[flagName] {
+		return ""
+	}
+	return s.EnvPrefix + EnvName(flagName)
+}
+
 // String defines a string flag.
-func (s *Set) String(p *string, name, def, usage string) { s.fs.StringVar(p, name, def, usage) }
+func (s *Set) String(p *string, name, def, usage string, checks ...func(string) error) {
+	s.fs.StringVar(p, name, def, usage)
+	check(s, name, p, checks)
+}
 
 // Bool defines a boolean flag (true/false, 1/0).
 func (s *Set) Bool(p *bool, name string, def bool, usage string) { s.fs.BoolVar(p, name, def, usage) }
 
 // Int defines an integer flag.
-func (s *Set) Int(p *int, name string, def int, usage string) { s.fs.IntVar(p, name, def, usage) }
+func (s *Set) Int(p *int, name string, def int, usage string, checks ...func(int) error) {
+	s.fs.IntVar(p, name, def, usage)
+	check(s, name, p, checks)
+}
 
 // Float64 defines a floating-point flag.
-func (s *Set) Float64(p *float64, name string, def float64, usage string) {
+func (s *Set) Float64(p *float64, name string, def float64, usage string, checks ...func(float64) error) {
 	s.fs.Float64Var(p, name, def, usage)
+	check(s, name, p, checks)
 }
 
 // Duration defines a duration flag (like 500ms, 2s, 1m30s).
-func (s *Set) Duration(p *time.Duration, name string, def time.Duration, usage string) {
+func (s *Set) Duration(p *time.Duration, name string, def time.Duration, usage string, checks ...func(time.Duration) error) {
 	s.fs.DurationVar(p, name, def, usage)
+	check(s, name, p, checks)
+}
+
+// URL defines a flag holding an absolute URL (scheme://host...), whose scheme
+// is one of schemes when any are given. An empty value is malformed: a URL
+// that may be left out is a String with a check of its own.
+func (s *Set) URL(p *string, name, def, usage string, schemes ...string) {
+	s.String(p, name, def, usage, func(v string) error { return CheckURL(v, schemes...) })
 }
 
 // Enum defines a string flag that must be one of allowed.
@@ -99,6 +152,21 @@ func (s *Set) Enum(p *string, name, def string, allowed []string, usage string) 
 		*p = v
 		return nil
 	})
+}
+
+// check registers checks of flag name, run by Parse on the final value.
+func check[T any](s *Set, name string, p *T, checks []func(T) error) {
+	if len(checks) == 0 {
+		return
+	}
+	s.checks[name] = func() error {
+		for _, c := range checks {
+			if err := c(*p); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 }
 
 // List defines a comma-separated list flag; blank items are dropped.
@@ -134,33 +202,47 @@ func (s *Set) Parse(args []string) (done bool, err error) {
 	if s.fs.NArg() > 0 {
 		return false, fmt.Errorf("unexpected arguments: %s", strings.Join(s.fs.Args(), " "))
 	}
-	given := map[string]bool{}
-	s.fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	var errs []error
-	s.fs.VisitAll(func(f *flag.Flag) {
-		if given[f.Name] {
-			return
-		}
-		v, from, err := s.lookup(EnvName(f.Name))
-		if err != nil {
-			errs = append(errs, err)
-			return
-		}
-		if from == "" {
-			return
-		}
-		if err := f.Value.Set(v); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %q: %w", from, v, unwrapFlagErr(err)))
-		}
-	})
-	if err := errors.Join(errs...); err != nil {
-		return false, err
-	}
+	// -version answers whatever the rest says, as -h does: it is how one
+	// learns which build refuses a setting.
 	if s.version {
 		fmt.Fprintln(s.stdout(), s.name, Version())
 		return true, nil
 	}
-	return false, nil
+	given := map[string]bool{}
+	s.fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	s.fs.VisitAll(func(f *flag.Flag) {
+		from, raw := "-"+f.Name, strconv.Quote(f.Value.String())
+		if !given[f.Name] {
+			env := s.envName(f.Name)
+			if env == "" {
+				return
+			}
+			v, src, err := s.lookup(env)
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			if src == "" {
+				from = "-" + f.Name + " (default)"
+			} else {
+				from, raw = src, strconv.Quote(v)
+				if strings.HasSuffix(src, "_FILE") {
+					raw = "(the file's content, not shown)" // a secret, most likely
+				}
+				if err := f.Value.Set(v); err != nil {
+					errs = append(errs, fmt.Errorf("%s: %s: %w", from, raw, explain(f, err)))
+					return
+				}
+			}
+		}
+		if c := s.checks[f.Name]; c != nil {
+			if err := c(); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %s: %w", from, raw, err))
+			}
+		}
+	})
+	return false, errors.Join(errs...)
 }
 
 // lookup returns the value of env, or of the file env_FILE names, and where it
@@ -191,10 +273,24 @@ func (s *Set) lookup(env string) (value, from string, err error) {
 	return strings.TrimRight(string(b), "\r\n"), env + "_FILE", nil
 }
 
-// unwrapFlagErr drops the flag package's "parse error" wording where it adds nothing.
-func unwrapFlagErr(err error) error {
+// explain replaces the flag package's bare "parse error" with what was wanted.
+func explain(f *flag.Flag, err error) error {
 	if ne := (*strconv.NumError)(nil); errors.As(err, &ne) {
-		return ne.Err
+		err = ne.Err
+	}
+	if err.Error() != "parse error" && !errors.Is(err, strconv.ErrSyntax) {
+		return err
+	}
+	if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+		return errors.New("not a boolean (true or false)")
+	}
+	switch typ, _ := flag.UnquoteUsage(f); typ {
+	case "duration":
+		return errors.New("not a duration (like 500ms, 2s or 1m30s)")
+	case "int", "uint":
+		return errors.New("not a whole number")
+	case "float":
+		return errors.New("not a number")
 	}
 	return err
 }
@@ -213,12 +309,65 @@ func (s *Set) Usage(w io.Writer) {
 		if typ != "" {
 			line += " " + typ
 		}
-		fmt.Fprintf(w, "%s  [%s]\n    \t%s", line, EnvName(f.Name), usage)
+		if env := s.envName(f.Name); env != "" {
+			line += "  [" + env + "]"
+		}
+		fmt.Fprintf(w, "%s\n    \t%s", line, usage)
 		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && !strings.Contains(usage, "(default") {
 			fmt.Fprintf(w, " (default %q)", f.DefValue)
 		}
 		fmt.Fprintln(w)
 	})
+}
+
+// AtLeast is a check: the value must be min or more.
+func AtLeast[T cmp.Ordered](min T) func(T) error {
+	return func(v T) error {
+		if v < min {
+			return fmt.Errorf("must be at least %v", min)
+		}
+		return nil
+	}
+}
+
+// Between is a check: the value must be lo … hi, both included.
+func Between[T cmp.Ordered](lo, hi T) func(T) error {
+	return func(v T) error {
+		if v < lo || v > hi {
+			return fmt.Errorf("must be %v … %v", lo, hi)
+		}
+		return nil
+	}
+}
+
+// NotEmpty is a check: the string must not be empty.
+func NotEmpty(v string) error {
+	if v == "" {
+		return errors.New("must not be empty")
+	}
+	return nil
+}
+
+// HostPort is a check: the value must be a listen or dial address, host:port
+// with an empty host allowed (":6767").
+func HostPort(v string) error {
+	if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+		return errors.New("want host:port, like :6767 or 127.0.0.1:6767")
+	}
+	return nil
+}
+
+// CheckURL reports whether v is an absolute URL with a host, and with one of
+// schemes when any are given.
+func CheckURL(v string, schemes ...string) error {
+	u, err := url.Parse(v)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return errors.New("want an absolute URL, scheme://host[:port][/path]")
+	}
+	if len(schemes) > 0 && !slices.Contains(schemes, u.Scheme) {
+		return fmt.Errorf("want a URL of scheme %s", strings.Join(schemes, " or "))
+	}
+	return nil
 }
 
 // ExitCode is the status a main exits with after Parse: 0 when -h or
@@ -229,6 +378,32 @@ func (s *Set) ExitCode(err error) int {
 	}
 	fmt.Fprintf(s.stderr(), "%s: %v\nRun '%s -h' for usage.\n", s.name, err, s.name)
 	return 2
+}
+
+// Main is the whole main of a binary whose load defines its flags on a Set
+// and parses args (the command line): it exits 0 after -h or -version, 2 on a
+// bad setting, else with the status of Run calling run with the configuration.
+func Main[C any](load func(args []string) (C, *Set, bool, error), run func(ctx context.Context, cfg C, log *slog.Logger) error) {
+	cfg, s, done, err := load(os.Args[1:])
+	if done || err != nil {
+		os.Exit(s.ExitCode(err))
+	}
+	os.Exit(s.Run(func(ctx context.Context, log *slog.Logger) error { return run(ctx, cfg, log) }))
+}
+
+// Run is the rest of a main after Parse: it calls run with a context that
+// ends on SIGTERM or SIGINT and with the Logger (on Stderr, "service" set to
+// the binary's name), and returns the exit status: 0 when run returned nil,
+// else 1 after logging the error.
+func (s *Set) Run(run func(ctx context.Context, log *slog.Logger) error) int {
+	log := s.Logger(s.stderr()).With("service", s.name)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := run(ctx, log); err != nil {
+		log.Error(s.name+" stopped", "err", err)
+		return 1
+	}
+	return 0
 }
 
 // LogLevel is the parsed -log-level.

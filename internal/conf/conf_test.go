@@ -2,10 +2,12 @@ package conf
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io/fs"
 	"log/slog"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -105,18 +107,30 @@ func TestMalformedValuesNameTheVariableAllAtOnce(t *testing.T) {
 		"CUSTOM":         "bad",
 		"LOG_LEVEL":      "loud",
 		"AMQP_URL_FILE":  "/missing",
+		"SHARE":          "half",
 	}, nil)
 	done, err := s.Parse(nil)
 	if done || err == nil {
 		t.Fatalf("Parse = %v, %v; want an error", done, err)
 	}
-	for _, name := range []string{"TESTABILITY", "MAX_IN_FLIGHT", "PROBE_INTERVAL", "EDGE_DISCOVERY: \"dns\": must be one of name, watcher", "CUSTOM", "LOG_LEVEL", "AMQP_URL_FILE"} {
+	for _, name := range []string{`TESTABILITY: "yes please": not a boolean`, `MAX_IN_FLIGHT: "many": not a whole number`,
+		`PROBE_INTERVAL: "2": not a duration`, `SHARE: "half": not a number`, "EDGE_DISCOVERY: \"dns\": must be one of name, watcher", "CUSTOM", "LOG_LEVEL", "AMQP_URL_FILE"} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error does not name %s:\n%v", name, err)
 		}
 	}
 	if code := s.ExitCode(err); code != 2 {
 		t.Fatalf("ExitCode = %d, want 2", code)
+	}
+}
+
+func TestAMalformedValueFromAFileIsNotShown(t *testing.T) {
+	s, _, _, _ := newSet(map[string]string{"MAX_IN_FLIGHT_FILE": "/n", "GRACE_FILE": "/g"}, map[string]string{"/n": "s3cret\n", "/g": "hunter2h"})
+	s.Duration(new(time.Duration), "grace", time.Second, "grace", AtLeast(time.Millisecond))
+	_, err := s.Parse(nil)
+	if err == nil || !strings.Contains(err.Error(), "MAX_IN_FLIGHT_FILE") || !strings.Contains(err.Error(), "GRACE_FILE") ||
+		strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("err = %v; want both variables named and their content not shown", err)
 	}
 }
 
@@ -143,15 +157,100 @@ func TestHelpPrintsUsageWithEveryVariableAndIsDone(t *testing.T) {
 		t.Fatalf("Parse(-h) = %v, %v; want done, nil, exit 0", done, err)
 	}
 	for _, want := range []string{"Usage: demo", "Demonstrates", "-listen string  [LISTEN]", "[EDGE_DISCOVERY]",
-		"[LOG_LEVEL]", "[VERSION]", `(default ":6767")`, "name, watcher"} {
+		"[LOG_LEVEL]", "-log-level level", `(default ":6767")`, "name, watcher"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("usage lacks %q:\n%s", want, out)
 		}
 	}
+	if strings.Contains(out.String(), "[VERSION]") {
+		t.Errorf("-version has no variable, the usage says it has:\n%s", out)
+	}
+}
+
+// A VERSION in a container's environment (many images set one) must not turn
+// a service into a program that prints its version and exits.
+func TestVersionVariableIsIgnored(t *testing.T) {
+	s, _, out, _ := newSet(map[string]string{"VERSION": "true"}, nil)
+	if done, err := s.Parse(nil); done || err != nil || out.Len() != 0 {
+		t.Fatalf("Parse with VERSION=true = %v, %v, printed %q; want a plain start", done, err, out)
+	}
+	s, _, _, _ = newSet(map[string]string{"VERSION": "1.2.3"}, nil)
+	if done, err := s.Parse(nil); done || err != nil {
+		t.Fatalf("Parse with VERSION=1.2.3 = %v, %v; want a plain start", done, err)
+	}
+}
+
+func TestChecksNameWhereTheValueCameFrom(t *testing.T) {
+	newChecked := func(env map[string]string) (*Set, *struct {
+		n      int
+		d      time.Duration
+		f      float64
+		listen string
+		url    string
+	}) {
+		s, _, _, _ := newSet(env, nil)
+		var c struct {
+			n      int
+			d      time.Duration
+			f      float64
+			listen string
+			url    string
+		}
+		s.Int(&c.n, "rise", 1, "passes in a row", AtLeast(1))
+		s.Duration(&c.d, "grace", time.Second, "grace", Between(time.Millisecond, time.Minute))
+		s.Float64(&c.f, "ratio", 0.5, "ratio", Between(0.0, 1.0))
+		s.String(&c.listen, "debug-listen", "", "debug", func(v string) error {
+			if v == "" {
+				return nil
+			}
+			return HostPort(v)
+		})
+		s.URL(&c.url, "watcher-url", "http://swarmwatcher:6969", "watcher", "http", "https")
+		return s, &c
+	}
+	s, c := newChecked(map[string]string{"RISE": "3", "GRACE": "2s", "RATIO": "1", "DEBUG_LISTEN": "127.0.0.1:6060", "WATCHER_URL": "https://w:1/x"})
+	if _, err := s.Parse(nil); err != nil || c.n != 3 || c.d != 2*time.Second || c.f != 1 || c.listen != "127.0.0.1:6060" || c.url != "https://w:1/x" {
+		t.Fatalf("good values: %+v, %v", *c, err)
+	}
+	s, _ = newChecked(map[string]string{"RISE": "0", "GRACE": "2h", "RATIO": "1.5", "DEBUG_LISTEN": "6060", "WATCHER_URL": "swarmwatcher:6969"})
+	_, err := s.Parse(nil)
+	for _, want := range []string{`RISE: "0": must be at least 1`, `GRACE: "2h": must be 1ms … 1m0s`, `RATIO: "1.5"`,
+		`DEBUG_LISTEN: "6060": want host:port`, `WATCHER_URL: "swarmwatcher:6969"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	s, _ = newChecked(map[string]string{"RISE": "0"})
+	if _, err := s.Parse([]string{"-rise", "0", "-watcher-url", "ftp://w/"}); err == nil ||
+		!strings.Contains(err.Error(), `-rise: "0": must be at least 1`) || strings.Contains(err.Error(), "RISE") ||
+		!strings.Contains(err.Error(), `-watcher-url: "ftp://w/": want a URL of scheme http or https`) {
+		t.Errorf("a flag's bad value must name the flag: %v", err)
+	}
+}
+
+func TestEnvPrefixKeepsAnotherBinarysVariablesOut(t *testing.T) {
+	env := map[string]string{"PATH": "/usr/bin:/bin", "PORT": "80", "HEALTHCHECKER_TIMEOUT": "3s", "LOG_LEVEL": "loud"}
+	var out bytes.Buffer
+	s := New("healthchecker", "")
+	s.EnvPrefix = "HEALTHCHECKER_"
+	s.Stdout = &out
+	s.LookupEnv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	var path string
+	var port int
+	var timeout time.Duration
+	s.String(&path, "path", "/health", "path")
+	s.Int(&port, "port", 0, "port")
+	s.Duration(&timeout, "timeout", 2*time.Second, "timeout")
+	if _, err := s.Parse(nil); err != nil || path != "/health" || port != 0 || timeout != 3*time.Second {
+		t.Fatalf("Parse = %v; path %q port %d timeout %s", err, path, port, timeout)
+	}
+	if _, err := s.Parse([]string{"-h"}); err != nil || !strings.Contains(out.String(), "[HEALTHCHECKER_PATH]") {
+		t.Fatalf("usage must name the prefixed variable: %v\n%s", err, out.String())
+	}
 }
 
 func TestVersionIsDone(t *testing.T) {
-	s, _, out, _ := newSet(nil, nil)
+	s, _, out, _ := newSet(map[string]string{"MAX_IN_FLIGHT": "oops"}, nil)
 	done, err := s.Parse([]string{"-version"})
 	if !done || err != nil || !strings.HasPrefix(out.String(), "demo ") {
 		t.Fatalf("Parse(-version) = %v, %v, printed %q", done, err, out)
@@ -172,5 +271,32 @@ func TestLoggerHonoursLevelAndFormat(t *testing.T) {
 	log.Warn("shown", "k", "v")
 	if got := buf.String(); strings.Contains(got, "hidden") || !strings.Contains(got, "level=WARN msg=shown k=v") {
 		t.Fatalf("log = %q", got)
+	}
+}
+
+func TestRunEndsOnSIGTERMAndReportsFailure(t *testing.T) {
+	s, _, _, errOut := newSet(map[string]string{"LOG_FORMAT": "text"}, nil)
+	if _, err := s.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	code := s.Run(func(ctx context.Context, log *slog.Logger) error {
+		if err := syscall.Kill(syscall.Getpid(), syscall.SIGTERM); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			log.Info("stopping")
+			return nil
+		case <-time.After(10 * time.Second):
+			return errors.New("SIGTERM did not end the context")
+		}
+	})
+	if code != 0 || !strings.Contains(errOut.String(), "msg=stopping service=demo") {
+		t.Fatalf("Run = %d, log %q; want 0 and the binary's name on every line", code, errOut)
+	}
+	errOut.Reset()
+	if code := s.Run(func(context.Context, *slog.Logger) error { return errors.New("listen :6767: in use") }); code != 1 ||
+		!strings.Contains(errOut.String(), `msg="demo stopped" service=demo err="listen :6767: in use"`) {
+		t.Fatalf("Run = %d, log %q; want 1 and the error logged", code, errOut)
 	}
 }

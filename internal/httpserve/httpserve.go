@@ -1,6 +1,8 @@
 // Package httpserve runs an http.Server with the project's timeouts and shuts it
 // down gracefully when its context ends: stop accepting, let in-flight requests
-// finish (up to a grace period), then return.
+// finish (up to a grace period), then return. It is the one server lifecycle of
+// every goblog binary; long-lived streams (server-sent events) are served
+// through the Streaming option.
 package httpserve
 
 import (
@@ -14,7 +16,8 @@ import (
 )
 
 // Timeouts for servers built by New. They bound slow clients, not handlers that
-// take long on purpose (a handler that needs more uses its own deadline).
+// take long on purpose (a handler that needs more uses its own deadline, a
+// stream the Streaming option).
 const (
 	ReadHeaderTimeout = 5 * time.Second
 	ReadTimeout       = 10 * time.Second
@@ -22,9 +25,18 @@ const (
 	IdleTimeout       = 60 * time.Second
 )
 
+// An Option changes a server built by New.
+type Option func(*http.Server)
+
+// WithWriteTimeout replaces WriteTimeout for every route, for a server whose
+// answers take long on purpose (a 30 s CPU profile).
+func WithWriteTimeout(d time.Duration) Option {
+	return func(srv *http.Server) { srv.WriteTimeout = d }
+}
+
 // New returns an http.Server for addr and h with all timeouts set.
-func New(addr string, h http.Handler) *http.Server {
-	return &http.Server{
+func New(addr string, h http.Handler, opts ...Option) *http.Server {
+	srv := &http.Server{
 		Addr:              addr,
 		Handler:           h,
 		ReadHeaderTimeout: ReadHeaderTimeout,
@@ -32,6 +44,10 @@ func New(addr string, h http.Handler) *http.Server {
 		WriteTimeout:      WriteTimeout,
 		IdleTimeout:       IdleTimeout,
 	}
+	for _, o := range opts {
+		o(srv)
+	}
+	return srv
 }
 
 // Run listens on srv.Addr and serves until ctx ends, then shuts down within
@@ -49,6 +65,9 @@ func Serve(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Du
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	if srv.ErrorLog == nil {
+		srv.ErrorLog = slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	logger.Info("listening", "addr", ln.Addr().String())
@@ -58,7 +77,7 @@ func Serve(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Du
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	logger.Info("shutting down", "grace", grace.String())
+	logger.Info("shutting down", "addr", ln.Addr().String(), "grace", grace.String())
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {

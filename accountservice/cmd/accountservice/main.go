@@ -5,21 +5,20 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/goblog/goblog/accountservice/internal/api"
 	"github.com/goblog/goblog/accountservice/internal/breaker"
 	"github.com/goblog/goblog/accountservice/internal/quote"
 	"github.com/goblog/goblog/accountservice/internal/store"
-	"github.com/goblog/goblog/internal/envflag"
+	"github.com/goblog/goblog/internal/conf"
+	"github.com/goblog/goblog/internal/debugserve"
 	"github.com/goblog/goblog/internal/hostip"
 	"github.com/goblog/goblog/internal/httpserve"
 	"github.com/goblog/goblog/internal/lbclient"
@@ -42,83 +41,54 @@ type Config struct {
 	MetricsListen   string
 	TokenInterval   time.Duration
 	TokenTTL        time.Duration
+	DebugListen     string
 }
 
-// Validate reports the first bad setting.
+// Validate reports what the flags' own checks cannot: settings that must
+// agree with each other.
 func (c Config) Validate() error {
-	switch {
-	case c.Listen == "":
-		return errors.New("-listen is empty")
-	case c.DBPath == "":
-		return errors.New("-db is empty")
-	case c.QuoteStrength < 0 || c.QuoteStrength > 10:
-		return fmt.Errorf("-quote-strength %d: want 0-10", c.QuoteStrength)
-	case c.QuoteTimeout <= 0:
-		return fmt.Errorf("-quote-timeout %s: want > 0", c.QuoteTimeout)
-	case c.RequestsPerConn < 1:
-		return fmt.Errorf("-requests-per-conn %d: want >= 1", c.RequestsPerConn)
-	case c.QuotesDiscovery != "name" && c.QuotesDiscovery != "watcher":
-		return fmt.Errorf("-quotes-discovery %q: want name or watcher", c.QuotesDiscovery)
-	case c.Grace <= 0:
-		return fmt.Errorf("-grace %s: want > 0", c.Grace)
-	case c.MetricsListen == "":
-		return errors.New("-metrics-listen is empty")
-	case c.TokenInterval <= 0 || c.TokenTTL < c.TokenInterval:
-		return fmt.Errorf("-token-interval %s / -token-ttl %s: want interval > 0 and ttl >= interval", c.TokenInterval, c.TokenTTL)
+	if c.TokenTTL < c.TokenInterval {
+		return fmt.Errorf("-token-ttl [TOKEN_TTL] %s is shorter than -token-interval [TOKEN_INTERVAL] %s", c.TokenTTL, c.TokenInterval)
 	}
 	return nil
 }
 
-func main() {
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "accountservice:", err)
-		os.Exit(1)
+// load reads the configuration from args and the environment; done is true
+// when -h or -version was handled.
+func load(args []string) (Config, *conf.Set, bool, error) {
+	var c Config
+	s := conf.New("accountservice", "Serves accounts from an embedded bbolt store, each with a quote from quotes-service.")
+	s.String(&c.Listen, "listen", ":6767", "address to serve on", conf.HostPort)
+	s.String(&c.DBPath, "accounts-db", "/data/accounts.db", "bbolt file holding the accounts (created and seeded when absent)", conf.NotEmpty)
+	s.URL(&c.QuotesURL, "quotes-url", "http://quotes-service:8080", "quotes-service base URL, by logical name", "http", "https")
+	s.Enum(&c.QuotesDiscovery, "quotes-discovery", "name", []string{"name", "watcher"}, "how quotes-service tasks are found: by service name (swarm balances) or watcher (round robin over the tasks the swarmwatcher reports passing)")
+	s.URL(&c.WatcherURL, "watcher-url", "http://swarmwatcher:6969", "the swarmwatcher, for -quotes-discovery watcher", "http", "https")
+	s.Int(&c.QuoteStrength, "quote-strength", 4, "strength asked of quotes-service", conf.Between(0, 10))
+	s.Duration(&c.QuoteTimeout, "quote-timeout", time.Second, "deadline of one quote call; the fallback quote is served after it", conf.AtLeast(time.Millisecond))
+	s.Int(&c.RequestsPerConn, "quotes-requests-per-conn", 4, "retire a connection to quotes-service after this many requests, so calls spread over its tasks (1 = no keep-alive)", conf.AtLeast(1))
+	s.String(&c.SelfDNS, "self-dns", "tasks.accountservice", "DNS name of this service's tasks, to find this task's stack address")
+	s.Bool(&c.Testability, "testability", false, "enable PUT /testability/healthy/{true|false}")
+	s.Duration(&c.Grace, "shutdown-grace", 10*time.Second, "how long in-flight requests may finish on SIGTERM", conf.AtLeast(time.Millisecond))
+	s.String(&c.AMQPURL, "amqp-url", "", "RabbitMQ to publish discovery tokens on, e.g. amqp://user:password@rabbitmq:5672/ (empty: no broker)", func(v string) error {
+		if v == "" {
+			return nil
+		}
+		return conf.CheckURL(v, "amqp", "amqps")
+	})
+	s.String(&c.MetricsListen, "metrics-listen", ":8181", "address of the Hystrix stream (/hystrix.stream) of the quote call's circuit breaker", conf.HostPort)
+	s.Duration(&c.TokenInterval, "token-interval", 5*time.Second, "discovery token heartbeat interval", conf.AtLeast(time.Millisecond))
+	s.Duration(&c.TokenTTL, "token-ttl", 15*time.Second, "discovery token TTL: consumers forget this instance after this much silence", conf.AtLeast(time.Second))
+	debugserve.AddFlag(s, &c.DebugListen)
+	done, err := s.Parse(args)
+	if done || err != nil {
+		return c, s, done, err
 	}
+	return c, s, false, c.Validate()
 }
 
-func parse(args []string) (Config, error) {
-	fs := flag.NewFlagSet("accountservice", flag.ContinueOnError)
-	var errs []error
-	listen := envflag.String(fs, "listen", "LISTEN_ADDR", ":6767", "address to serve on")
-	db := envflag.String(fs, "db", "ACCOUNTS_DB", "/data/accounts.db", "bbolt file holding the accounts (created and seeded when absent)")
-	quotesURL := envflag.String(fs, "quotes-url", "QUOTES_URL", "http://quotes-service:8080", "quotes-service base URL, by logical name")
-	quotesDiscovery := envflag.String(fs, "quotes-discovery", "QUOTES_DISCOVERY", "name", "how quotes-service tasks are found: name (swarm balances) or watcher (round robin over the tasks the swarmwatcher reports passing)")
-	watcherURL := envflag.String(fs, "watcher-url", "WATCHER_URL", "http://swarmwatcher:6969", "the swarmwatcher, for -quotes-discovery watcher")
-	strength := envflag.Int(fs, "quote-strength", "QUOTE_STRENGTH", 4, "strength asked of quotes-service (0-10)", &errs)
-	timeout := envflag.Duration(fs, "quote-timeout", "QUOTE_TIMEOUT", time.Second, "deadline of one quote call; the fallback quote is served after it", &errs)
-	perConn := envflag.Int(fs, "requests-per-conn", "QUOTES_REQUESTS_PER_CONN", 4, "retire a connection to quotes-service after this many requests, so calls spread over its tasks (1 = no keep-alive)", &errs)
-	selfDNS := envflag.String(fs, "self-dns", "SELF_DNS", "tasks.accountservice", "DNS name of this service's tasks, to find this task's stack address")
-	testability := envflag.Bool(fs, "testability", "TESTABILITY", false, "enable PUT /testability/healthy/{true|false}", &errs)
-	grace := envflag.Duration(fs, "grace", "SHUTDOWN_GRACE", 10*time.Second, "how long in-flight requests may finish on SIGTERM", &errs)
-	amqpURL := envflag.String(fs, "amqp-url", "AMQP_URL", "", "RabbitMQ to publish discovery tokens on, e.g. amqp://guest:guest@rabbitmq:5672/ (empty: no broker)")
-	metricsListen := envflag.String(fs, "metrics-listen", "METRICS_LISTEN", ":8181", "address of the Hystrix stream (/hystrix.stream) of the quote call's circuit breaker")
-	tokenInterval := envflag.Duration(fs, "token-interval", "TOKEN_INTERVAL", 5*time.Second, "discovery token heartbeat interval", &errs)
-	tokenTTL := envflag.Duration(fs, "token-ttl", "TOKEN_TTL", 15*time.Second, "discovery token TTL: consumers forget this instance after this much silence", &errs)
-	if err := fs.Parse(args); err != nil {
-		return Config{}, err
-	}
-	if len(errs) > 0 {
-		return Config{}, errors.Join(errs...)
-	}
-	c := Config{
-		Listen: *listen, DBPath: *db, QuotesURL: *quotesURL, QuotesDiscovery: *quotesDiscovery, WatcherURL: *watcherURL, QuoteStrength: *strength,
-		QuoteTimeout: *timeout, RequestsPerConn: *perConn, SelfDNS: *selfDNS,
-		Testability: *testability, Grace: *grace,
-		AMQPURL: *amqpURL, MetricsListen: *metricsListen, TokenInterval: *tokenInterval, TokenTTL: *tokenTTL,
-	}
-	return c, c.Validate()
-}
+func main() { conf.Main(load, run) }
 
-func run(args []string) error {
-	cfg, err := parse(args)
-	if err != nil {
-		return err
-	}
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", "accountservice")
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-
+func run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	st, err := store.Open(cfg.DBPath)
 	if err != nil {
 		return err
@@ -183,5 +153,8 @@ func run(args []string) error {
 	if cfg.Testability {
 		logger.Warn("testability on: PUT /testability/healthy/{state} can mark this instance unhealthy")
 	}
-	return httpserve.Run(ctx, httpserve.New(cfg.Listen, h), cfg.Grace, logger)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return httpserve.Run(ctx, httpserve.New(cfg.Listen, h), cfg.Grace, logger) })
+	g.Go(func() error { return debugserve.Run(ctx, cfg.DebugListen, logger) })
+	return g.Wait()
 }

@@ -6,14 +6,9 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
+	"strings"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -21,89 +16,49 @@ import (
 
 	"github.com/goblog/goblog/discoverytoken"
 	"github.com/goblog/goblog/discoverytoken/internal/turbine"
+	"github.com/goblog/goblog/internal/conf"
+	"github.com/goblog/goblog/internal/debugserve"
+	"github.com/goblog/goblog/internal/httpserve"
 )
 
-// Config is turbine's configuration, from flags with environment fallbacks.
+// Config is turbine's configuration, from flags and environment.
 type Config struct {
 	Listen         string
 	AMQPURL        string
 	StreamPath     string
 	EmitInterval   time.Duration
 	ExpiryInterval time.Duration
-	LogFormat      string
+	Grace          time.Duration
+	DebugListen    string
 }
 
-// Validate reports a configuration turbine cannot run with.
-func (c Config) Validate() error {
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return fmt.Errorf("-listen %q: %w", c.Listen, err)
-	}
-	if c.AMQPURL == "" {
-		return errors.New("-amqp-url is empty")
-	}
-	if c.EmitInterval < 100*time.Millisecond || c.ExpiryInterval < 10*time.Millisecond {
-		return errors.New("-emit-interval must be at least 100ms and -expiry-interval at least 10ms")
-	}
-	if c.LogFormat != "json" && c.LogFormat != "text" {
-		return fmt.Errorf("-log-format %q: want json or text", c.LogFormat)
-	}
-	return nil
-}
-
-func env(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok && v != "" {
-		return v
-	}
-	return def
-}
-
-func envDuration(name string, def time.Duration) time.Duration {
-	if d, err := time.ParseDuration(os.Getenv(name)); err == nil {
-		return d
-	}
-	return def
-}
-
-func parseFlags(args []string) (Config, error) {
-	fs := flag.NewFlagSet("turbine", flag.ContinueOnError)
+// load reads the configuration from args and the environment; done is true
+// when -h or -version was handled.
+func load(args []string) (Config, *conf.Set, bool, error) {
 	var c Config
-	fs.StringVar(&c.Listen, "listen", env("LISTEN", ":8282"), "HTTP listen address (env LISTEN)")
-	fs.StringVar(&c.AMQPURL, "amqp-url", env("AMQP_URL", "amqp://guest:guest@rabbitmq:5672/"), "RabbitMQ carrying the discovery tokens (env AMQP_URL)")
-	fs.StringVar(&c.StreamPath, "stream-path", env("STREAM_PATH", "/hystrix.stream"), "metrics stream path on every instance (env STREAM_PATH)")
-	fs.DurationVar(&c.EmitInterval, "emit-interval", envDuration("EMIT_INTERVAL", time.Second), "how often /turbine.stream sends the aggregate (env EMIT_INTERVAL)")
-	fs.DurationVar(&c.ExpiryInterval, "expiry-interval", envDuration("EXPIRY_INTERVAL", 250*time.Millisecond), "how often silent instances are checked against their TTL (env EXPIRY_INTERVAL)")
-	fs.StringVar(&c.LogFormat, "log-format", env("LOG_FORMAT", "json"), "json or text (env LOG_FORMAT)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: turbine [flags]\n\nAggregates the Hystrix streams of the instances announced on the AMQP exchange %q.\n\n", discoverytoken.Exchange)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return c, err
-	}
-	return c, c.Validate()
+	s := conf.New("turbine", fmt.Sprintf("Aggregates the Hystrix streams of the instances announced on the AMQP exchange %q.", discoverytoken.Exchange))
+	s.String(&c.Listen, "listen", ":8282", "HTTP listen address", conf.HostPort)
+	s.String(&c.AMQPURL, "amqp-url", "amqp://guest:guest@rabbitmq:5672/", "RabbitMQ carrying the discovery tokens", func(v string) error {
+		if _, err := amqp.ParseURI(v); err != nil {
+			return errors.New("want amqp://user:password@host:port/vhost")
+		}
+		return nil
+	})
+	s.String(&c.StreamPath, "stream-path", "/hystrix.stream", "metrics stream path on every instance", func(v string) error {
+		if !strings.HasPrefix(v, "/") {
+			return errors.New("must start with /")
+		}
+		return nil
+	})
+	s.Duration(&c.EmitInterval, "emit-interval", time.Second, "how often /turbine.stream sends the aggregate", conf.AtLeast(100*time.Millisecond))
+	s.Duration(&c.ExpiryInterval, "expiry-interval", 250*time.Millisecond, "how often silent instances are checked against their TTL", conf.AtLeast(10*time.Millisecond))
+	s.Duration(&c.Grace, "shutdown-grace", 5*time.Second, "how long in-flight requests may finish on SIGTERM (streams end at once)", conf.AtLeast(time.Millisecond))
+	debugserve.AddFlag(s, &c.DebugListen)
+	done, err := s.Parse(args)
+	return c, s, done, err
 }
 
-func main() {
-	cfg, err := parseFlags(os.Args[1:])
-	if errors.Is(err, flag.ErrHelp) {
-		return
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "turbine:", err)
-		os.Exit(2)
-	}
-	var handler slog.Handler = slog.NewJSONHandler(os.Stderr, nil)
-	if cfg.LogFormat == "text" {
-		handler = slog.NewTextHandler(os.Stderr, nil)
-	}
-	log := slog.New(handler)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg, log); err != nil {
-		log.Error("turbine stopped", "err", err)
-		os.Exit(1)
-	}
-}
+func main() { conf.Main(load, run) }
 
 func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	agg := turbine.NewAggregator()
@@ -119,41 +74,26 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Addr: cfg.Listen,
-		Handler: turbine.NewHandler(turbine.ServerConfig{
-			Registry: reg, Subscription: consumer, Streams: streams, Aggregator: agg, Interval: cfg.EmitInterval, Logger: log,
-		}),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		// No WriteTimeout: /turbine.stream is long-lived; it sets a per-round write deadline.
-		BaseContext: func(net.Listener) context.Context { return ctx },
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	log.Info("turbine listening", "addr", ln.Addr().String(), "broker", redact(cfg.AMQPURL))
+	handler := turbine.NewHandler(turbine.ServerConfig{
+		Registry: reg, Subscription: consumer, Streams: streams, Aggregator: agg, Interval: cfg.EmitInterval, Logger: log,
+	})
+	// /turbine.stream is long-lived: no WriteTimeout, a deadline per write, an
+	// end at shutdown, and an idle limit well above its emit interval.
+	srv := httpserve.New(cfg.Listen, handler, httpserve.Streaming(httpserve.StreamConfig{
+		WriteWait: cfg.EmitInterval + 10*time.Second, Idle: max(httpserve.StreamIdle, 3*cfg.EmitInterval),
+	}, "/turbine.stream"))
+	log.Info("turbine starting", "listen", cfg.Listen, "broker", redact(cfg.AMQPURL))
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return consumer.Run(gctx) })
 	g.Go(func() error { return reg.RunExpiry(gctx, cfg.ExpiryInterval) })
 	g.Go(func() error {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serve: %w", err)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		<-gctx.Done()
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		err := srv.Shutdown(shutdownCtx)
+		err := httpserve.Run(gctx, srv, cfg.Grace, log)
 		stopStreams()
 		streams.Wait()
 		return err
 	})
+	g.Go(func() error { return debugserve.Run(gctx, cfg.DebugListen, log) })
 	err = g.Wait()
 	log.Info("turbine stopped")
 	return err

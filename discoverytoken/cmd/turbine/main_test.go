@@ -1,32 +1,37 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"strings"
 	"testing"
 	"time"
 )
 
-func TestParseFlags(t *testing.T) {
-	c, err := parseFlags(nil)
-	if err != nil {
-		t.Fatal(err)
+func TestLoad(t *testing.T) {
+	c, _, done, err := load(nil)
+	if done || err != nil {
+		t.Fatal(done, err)
 	}
-	if c.Listen != ":8282" || c.AMQPURL != "amqp://guest:guest@rabbitmq:5672/" || c.EmitInterval != time.Second || c.StreamPath != "/hystrix.stream" {
+	if c.Listen != ":8282" || c.AMQPURL != "amqp://guest:guest@rabbitmq:5672/" || c.EmitInterval != time.Second || c.StreamPath != "/hystrix.stream" || c.DebugListen != "" {
 		t.Fatalf("defaults: %+v", c)
 	}
 	t.Setenv("AMQP_URL", "amqp://u:p@broker:5673/")
-	if c, err := parseFlags([]string{"-emit-interval", "500ms"}); err != nil || c.AMQPURL != "amqp://u:p@broker:5673/" || c.EmitInterval != 500*time.Millisecond {
+	t.Setenv("EXPIRY_INTERVAL", "") // empty: unset
+	if c, _, _, err := load([]string{"-emit-interval", "500ms"}); err != nil || c.AMQPURL != "amqp://u:p@broker:5673/" || c.EmitInterval != 500*time.Millisecond || c.ExpiryInterval != 250*time.Millisecond {
 		t.Fatalf("env and flags: %+v %v", c, err)
 	}
 	for _, bad := range [][]string{{"-listen", "8282"}, {"-amqp-url", ""}, {"-emit-interval", "1ms"}, {"-log-format", "xml"}, {"-nope"}} {
-		if _, err := parseFlags(bad); err == nil {
-			t.Errorf("parseFlags(%v) accepted", bad)
+		if _, _, _, err := load(bad); err == nil {
+			t.Errorf("load(%v) accepted", bad)
 		}
 	}
-	if _, err := parseFlags([]string{"-h"}); !errors.Is(err, flag.ErrHelp) {
-		t.Errorf("-h: %v", err)
+	// A malformed duration in the environment used to be ignored silently.
+	for env, val := range map[string]string{"EMIT_INTERVAL": "1", "EXPIRY_INTERVAL": "soon", "AMQP_URL": "rabbitmq:5672", "STREAM_PATH": "hystrix.stream"} {
+		t.Run(env, func(t *testing.T) {
+			t.Setenv(env, val)
+			if _, _, _, err := load(nil); err == nil || !strings.Contains(err.Error(), env) {
+				t.Fatalf("%s=%s: err %v, want it named", env, val, err)
+			}
+		})
 	}
 }
 

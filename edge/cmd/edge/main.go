@@ -4,21 +4,18 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
-	"os/signal"
 	"strconv"
-	"syscall"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/goblog/goblog/edge/internal/proxy"
 	"github.com/goblog/goblog/edge/internal/upstream"
-	"github.com/goblog/goblog/internal/envflag"
+	"github.com/goblog/goblog/internal/conf"
+	"github.com/goblog/goblog/internal/debugserve"
 	"github.com/goblog/goblog/internal/httpserve"
 	"github.com/goblog/goblog/internal/lbclient"
 )
@@ -34,65 +31,36 @@ type Config struct {
 	DialTimeout     time.Duration
 	UpstreamTimeout time.Duration
 	Grace           time.Duration
+	DebugListen     string
 }
 
-// Validate reports the first bad setting.
-func (c Config) Validate() error {
-	switch {
-	case c.Discovery != "name" && c.Discovery != "watcher":
-		return fmt.Errorf("-discovery %q: want name or watcher", c.Discovery)
-	case c.RequestsPerConn < 1:
-		return fmt.Errorf("-requests-per-conn %d: want >= 1", c.RequestsPerConn)
-	case c.DialTimeout <= 0 || c.UpstreamTimeout <= 0 || c.Grace <= 0:
-		return errors.New("-dial-timeout, -upstream-timeout and -grace must be positive")
+// load reads the configuration from args and the environment; done is true
+// when -h or -version was handled.
+func load(args []string) (Config, *conf.Set, bool, error) {
+	var c Config
+	var target string
+	s := conf.New("edge", "Proxies every request to accountservice and spreads them over its tasks (the stack's front door).")
+	s.String(&c.Listen, "listen", ":6767", "address to serve on", conf.HostPort)
+	s.URL(&target, "edge-target", "http://accountservice:6767", "where requests go, by service name", "http", "https")
+	s.Enum(&c.Discovery, "edge-discovery", "name", []string{"name", "watcher"}, "how tasks are found: by service name (the swarm balances) or watcher (round robin over the tasks the swarmwatcher reports passing)")
+	s.URL(&c.WatcherURL, "watcher-url", "http://swarmwatcher:6969", "the swarmwatcher, for -edge-discovery watcher", "http", "https")
+	s.String(&c.WatcherService, "watcher-service", "", "swarm service to balance over with -edge-discovery watcher (default: the -edge-target host; \"accountservice\" finds \"<stack>_accountservice\")")
+	s.Int(&c.RequestsPerConn, "requests-per-conn", 1, "retire an upstream connection after this many requests (1 = every request on a new connection, so successive requests reach different tasks)", conf.AtLeast(1))
+	s.Duration(&c.DialTimeout, "dial-timeout", time.Second, "bound on one upstream connection attempt", conf.AtLeast(time.Millisecond))
+	s.Duration(&c.UpstreamTimeout, "upstream-timeout", 15*time.Second, "bound on waiting for an upstream answer's headers", conf.AtLeast(time.Millisecond))
+	s.Duration(&c.Grace, "shutdown-grace", 10*time.Second, "how long in-flight requests may finish on SIGTERM", conf.AtLeast(time.Millisecond))
+	debugserve.AddFlag(s, &c.DebugListen)
+	done, err := s.Parse(args)
+	if done || err != nil {
+		return c, s, done, err
 	}
-	return nil
+	c.Target, err = url.Parse(target) // checked by s.URL
+	return c, s, false, err
 }
 
-func parse(args []string) (Config, error) {
-	fs := flag.NewFlagSet("edge", flag.ContinueOnError)
-	var errs []error
-	listen := envflag.String(fs, "listen", "LISTEN_ADDR", ":6767", "address to serve on")
-	target := envflag.String(fs, "target", "EDGE_TARGET", "http://accountservice:6767", "where requests go, by service name")
-	discovery := envflag.String(fs, "discovery", "EDGE_DISCOVERY", "name", "how tasks are found: name (the swarm balances by service name) or watcher (round robin over the tasks the swarmwatcher reports passing)")
-	watcherURL := envflag.String(fs, "watcher-url", "WATCHER_URL", "http://swarmwatcher:6969", "the swarmwatcher, for -discovery watcher")
-	watcherService := envflag.String(fs, "watcher-service", "WATCHER_SERVICE", "", "swarm service to balance over with -discovery watcher (default: the -target host; \"accountservice\" finds \"<stack>_accountservice\")")
-	perConn := envflag.Int(fs, "requests-per-conn", "EDGE_REQUESTS_PER_CONN", 1, "retire an upstream connection after this many requests (1 = every request on a new connection, so successive requests reach different tasks)", &errs)
-	dialTimeout := envflag.Duration(fs, "dial-timeout", "EDGE_DIAL_TIMEOUT", time.Second, "bound on one upstream connection attempt", &errs)
-	upstreamTimeout := envflag.Duration(fs, "upstream-timeout", "EDGE_UPSTREAM_TIMEOUT", 15*time.Second, "bound on waiting for an upstream answer's headers", &errs)
-	grace := envflag.Duration(fs, "grace", "SHUTDOWN_GRACE", 10*time.Second, "how long in-flight requests may finish on SIGTERM", &errs)
-	if err := fs.Parse(args); err != nil {
-		return Config{}, err
-	}
-	if len(errs) > 0 {
-		return Config{}, errors.Join(errs...)
-	}
-	u, err := url.Parse(*target)
-	if err != nil || u.Scheme == "" || u.Host == "" {
-		return Config{}, fmt.Errorf("-target %q: want scheme://host:port", *target)
-	}
-	c := Config{
-		Listen: *listen, Target: u, Discovery: *discovery, WatcherURL: *watcherURL, WatcherService: *watcherService, RequestsPerConn: *perConn,
-		DialTimeout: *dialTimeout, UpstreamTimeout: *upstreamTimeout, Grace: *grace,
-	}
-	return c, c.Validate()
-}
+func main() { conf.Main(load, run) }
 
-func main() {
-	cfg, err := parse(os.Args[1:])
-	if err == nil {
-		err = run(cfg)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "edge:", err)
-		os.Exit(1)
-	}
-}
-
-func run(cfg Config) error {
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", "edge")
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
+func run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	transport := lbclient.New(lbclient.Config{
 		RequestsPerConn:       cfg.RequestsPerConn,
 		DialTimeout:           cfg.DialTimeout,
@@ -109,7 +77,10 @@ func run(cfg Config) error {
 	}
 	logger.Info("proxying", "target", cfg.Target.String(), "discovery", cfg.Discovery, "requestsPerConn", cfg.RequestsPerConn)
 	h := proxy.New(proxy.Config{Target: cfg.Target, Transport: rt, Logger: logger})
-	return httpserve.Run(ctx, httpserve.New(cfg.Listen, h), cfg.Grace, logger)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return httpserve.Run(ctx, httpserve.New(cfg.Listen, h), cfg.Grace, logger) })
+	g.Go(func() error { return debugserve.Run(ctx, cfg.DebugListen, logger) })
+	return g.Wait()
 }
 
 // watcherTransport balances over the target service's passing tasks as the

@@ -4,38 +4,37 @@ package main
 
 import (
 	"bytes"
-	"flag"
+	"errors"
 	"fmt"
 	"os"
 
 	"github.com/goblog/goblog/gatling/internal/bench"
+	"github.com/goblog/goblog/internal/conf"
 )
 
 func main() {
-	dir := flag.String("dir", "", "run directory written by gatling/bench.sh (required)")
-	out := flag.String("o", "", "write the Markdown table to this file as well")
-	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "Usage: benchreport -dir RUN_DIR [-o results.md]\n\nBuilds the benchmark table from the files gatling/bench.sh collected.\n\nFlags:\n")
-		flag.PrintDefaults()
+	s := conf.New("benchreport", "Builds the benchmark table from the files gatling/bench.sh collected:\n  benchreport -dir RUN_DIR [-o results.md]")
+	var dir, out string
+	s.String(&dir, "dir", "", "run `directory` written by gatling/bench.sh (required)")
+	s.String(&out, "o", "", "write the Markdown table to this `file` as well")
+	if done, err := s.Parse(os.Args[1:]); done || err != nil {
+		os.Exit(s.ExitCode(err))
 	}
-	flag.Parse()
-	if *dir == "" || flag.NArg() > 0 {
-		fmt.Fprintln(os.Stderr, "benchreport: -dir is required and takes no arguments")
-		flag.Usage()
+	if dir == "" {
+		os.Exit(s.ExitCode(errors.New("-dir is required")))
+	}
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		fmt.Fprintf(os.Stderr, "benchreport: %s is not a directory\n", dir)
 		os.Exit(2)
 	}
-	if st, err := os.Stat(*dir); err != nil || !st.IsDir() {
-		fmt.Fprintf(os.Stderr, "benchreport: %s is not a directory\n", *dir)
-		os.Exit(2)
-	}
-	res := bench.Build(*dir)
+	res := bench.Build(dir)
 	var buf bytes.Buffer
 	if err := bench.Markdown(&buf, res); err != nil {
 		fmt.Fprintf(os.Stderr, "benchreport: %v\n", err)
 		os.Exit(1)
 	}
-	if *out != "" {
-		if err := os.WriteFile(*out, buf.Bytes(), 0o644); err != nil {
+	if out != "" {
+		if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
 			fmt.Fprintf(os.Stderr, "benchreport: %v\n", err)
 			os.Exit(1)
 		}

@@ -7,7 +7,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -15,15 +14,24 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/goblog/goblog/internal/conf"
 )
 
 func main() {
-	port := flag.Int("port", 6868, "port to listen on")
-	flag.Parse()
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	s := conf.New("hello", "The benchmark's baseline: a bare net/http hello-world service (200 \"Hello, world\" on every path but /health).")
+	var port int
+	s.Int(&port, "port", 6868, "port to listen on")
+	if done, err := s.Parse(os.Args[1:]); done || err != nil {
+		os.Exit(s.ExitCode(err))
+	}
+	if port < 1 || port > 65535 {
+		os.Exit(s.ExitCode(fmt.Errorf("-port %d: must be 1 … 65535", port)))
+	}
+	log := s.Logger(os.Stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, fmt.Sprintf(":%d", *port), log); err != nil {
+	if err := run(ctx, fmt.Sprintf(":%d", port), log); err != nil {
 		log.Error("hello stopped", "err", err)
 		os.Exit(1)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -96,7 +97,7 @@ func Build(dir string) Results {
 		ratio := safeDiv(aa, ha)
 		res.Rows = append(res.Rows, Row{ID: "P1", Figure: "accountservice / hello-world throughput", Value: fmt.Sprintf("%.2f", ratio), Goal: "≥ 0.90", Met: yesNo(ratio >= 0.90),
 			Detail: fmt.Sprintf("%.0f vs %.0f req/s, %d users closed loop each, to the task IP from a container on the stack network; p50 %.2f vs %.2f ms; KO %d / %d; generator %.0f %% / %.0f %% of a core",
-				aa, ha, a.Run.Users, a.LatencyMs.P50, h.LatencyMs.P50, a.Requests.KO, h.Requests.KO, a.Generator.CPUPercent, h.Generator.CPUPercent)})
+				aa, ha, a.Run.Users, orNaN(a.LatencyMs.P50), orNaN(h.LatencyMs.P50), a.Requests.KO, h.Requests.KO, a.Generator.CPUPercent, h.Generator.CPUPercent)})
 	}
 
 	// P2, P3 (+ P4: per replica)
@@ -111,12 +112,12 @@ func Build(dir string) Results {
 			continue
 		}
 		rate := holdRate(s)
-		ok := rate >= 990 && s.Requests.KO == 0 && s.LatencyMs.P99 < 5
+		ok := rate >= 990 && s.Requests.KO == 0 && orNaN(s.LatencyMs.P99) < 5
 		res.Rows = append(res.Rows, Row{ID: ph.id, Figure: fig,
-			Value: fmt.Sprintf("%.0f req/s, KO %d, p50/p95/p99 %.2f/%.2f/%.2f ms", rate, s.Requests.KO, s.LatencyMs.P50, s.LatencyMs.P95, s.LatencyMs.P99),
+			Value: fmt.Sprintf("%.0f req/s, KO %d, p50/p95/p99 %.2f/%.2f/%.2f ms", rate, s.Requests.KO, orNaN(s.LatencyMs.P50), orNaN(s.LatencyMs.P95), orNaN(s.LatencyMs.P99)),
 			Goal:  "≥ 990 req/s, 0 KO, p99 < 5 ms", Met: yesNo(ok),
 			Detail: fmt.Sprintf("%d users, ramp %gs, hold %gs, pause %gs; %d requests; max %.1f ms; generator %.0f %% of a core%s",
-				s.Run.Users, s.Run.RampS, s.Run.HoldS, s.Run.PauseS, s.Requests.Total, s.LatencyMs.Max, s.Generator.CPUPercent, errorsText(s))})
+				s.Run.Users, s.Run.RampS, s.Run.HoldS, s.Run.PauseS, s.Requests.Total, orNaN(s.LatencyMs.Max), s.Generator.CPUPercent, errorsText(s))})
 		reps, usage, err := replicas(ph.id, s, rate, filepath.Join(dir, ph.dstats), filepath.Join(dir, ph.containers))
 		if err != nil {
 			problem(ph.id+" replicas", err)
@@ -159,10 +160,10 @@ func Build(dir string) Results {
 	} else if e, err := load(DirP5Edge); err != nil {
 		res.Rows = append(res.Rows, Row{ID: "P5", Figure: "p99 through the edge / straight to the task", Goal: "≤ 1.2", Met: "—", Detail: problem("P5 edge", err)})
 	} else {
-		ratio := safeDiv(e.LatencyMs.P99, d.LatencyMs.P99)
+		ratio := safeDiv(orNaN(e.LatencyMs.P99), orNaN(d.LatencyMs.P99))
 		res.Rows = append(res.Rows, Row{ID: "P5", Figure: "p99 through the edge / straight to the task", Value: fmt.Sprintf("%.2f", ratio), Goal: "≤ 1.2", Met: yesNo(ratio <= 1.2),
 			Detail: fmt.Sprintf("p99 %.2f vs %.2f ms, p50 %.2f vs %.2f ms, %.0f vs %.0f req/s, KO %d / %d; from a container on the stack network, %d users, pause %gs",
-				e.LatencyMs.P99, d.LatencyMs.P99, e.LatencyMs.P50, d.LatencyMs.P50, holdRate(e), holdRate(d), e.Requests.KO, d.Requests.KO, d.Run.Users, d.Run.PauseS)})
+				orNaN(e.LatencyMs.P99), orNaN(d.LatencyMs.P99), orNaN(e.LatencyMs.P50), orNaN(d.LatencyMs.P50), holdRate(e), holdRate(d), e.Requests.KO, d.Requests.KO, d.Run.Users, d.Run.PauseS)})
 	}
 
 	// P9
@@ -174,10 +175,10 @@ func Build(dir string) Results {
 	case werr != nil:
 		res.Rows = append(res.Rows, Row{ID: "P9", Figure: "gatling p50 / wrk p50", Met: "—", Detail: problem("P9 wrk", werr)})
 	default:
-		ratio := safeDiv(g.LatencyMs.P50, w.P50Ms)
+		ratio := safeDiv(orNaN(g.LatencyMs.P50), w.P50Ms)
 		res.Rows = append(res.Rows, Row{ID: "P9", Figure: "gatling p50 / wrk p50, same connections", Value: fmt.Sprintf("%.2f", ratio), Goal: "≈ 1 (report)", Met: "—",
 			Detail: fmt.Sprintf("%d connections closed loop through the edge: gatling p50 %.2f ms p99 %.2f ms %.0f req/s; wrk p50 %.2f ms p99 %.2f ms %.0f req/s%s",
-				w.Connections, g.LatencyMs.P50, g.LatencyMs.P99, holdRate(g), w.P50Ms, w.P99Ms, w.ReqPerSec, prefix("; wrk: ", w.Errors))})
+				w.Connections, orNaN(g.LatencyMs.P50), orNaN(g.LatencyMs.P99), holdRate(g), w.P50Ms, w.P99Ms, w.ReqPerSec, prefix("; wrk: ", w.Errors))})
 	}
 
 	// P10
@@ -392,3 +393,12 @@ func Markdown(w io.Writer, r Results) error {
 }
 
 func cell(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "|", "\\|"), "\n", " ") }
+
+// orNaN is a latency figure of a stats.json, NaN when it was not measured
+// (no OK response), so that no goal compares as met and the table shows NaN.
+func orNaN(p *float64) float64 {
+	if p == nil {
+		return math.NaN()
+	}
+	return *p
+}

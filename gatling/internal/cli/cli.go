@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os/signal"
@@ -17,17 +16,25 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/goblog/goblog/gatling/internal/assertion"
 	"github.com/goblog/goblog/gatling/internal/feeder"
 	"github.com/goblog/goblog/gatling/internal/load"
 	"github.com/goblog/goblog/gatling/internal/report"
 	"github.com/goblog/goblog/gatling/internal/stats"
+	"github.com/goblog/goblog/internal/conf"
 )
 
 // Exit codes.
 const (
-	ExitOK          = 0
-	ExitFailed      = 1 // the run could not be made or its report not written
-	ExitUsage       = 2
+	ExitOK = 0
+	// ExitFailed: an -assert expression failed, or the report could not be
+	// written.
+	ExitFailed = 1
+	// ExitUsage: a malformed flag, -assert expression or feeder; no load was
+	// sent.
+	ExitUsage = 2
+	// ExitInterrupted: stopped by SIGINT or SIGTERM; the report was written
+	// and the assertions checked (and printed) all the same.
 	ExitInterrupted = 130
 )
 
@@ -43,24 +50,130 @@ type Env struct {
 	// Now names the default report directory (time.Now when nil); the run
 	// itself is timed by the real clock.
 	Now func() time.Time
+	// LookupEnv reads the environment variables that back the flags
+	// (os.LookupEnv when nil).
+	LookupEnv func(string) (string, bool)
 }
 
-const usageHead = `Usage: gatling [flags]
-
-Replays the tutorial's Gatling simulation: -users virtual users start evenly
+const summary = `Replays the tutorial's Gatling simulation: -users virtual users start evenly
 over -ramp; each loops for -duration: takes the next id from the circular
-feeder, GETs <baseUrl>/accounts/{id} with Accept: application/json, checks for
-200, pauses -pause. Each user keeps its own connection, as Gatling's do.
+feeder, GETs <base-url>/accounts/{id} with Accept: application/json, checks
+for 200, pauses -pause. Each user keeps its own connection, as Gatling's do.
 
-Prints a progress line every second on stderr, a summary on stdout, and writes
-index.html (charts) and stats.json into the report directory. Ctrl-C stops the
-run early and still writes the report.
+Prints a progress line every second on stderr, a summary on stdout (OK and
+KO latencies apart, Gatling's response-time ranges), and writes index.html
+(charts) and stats.json into the report directory. Ctrl-C stops the run
+early and still writes the report and checks the assertions.
+
+-assert EXPR (repeatable; several may also be given comma-separated, as in
+ASSERT='ko=0,p99<5ms') is checked at the end, even after Ctrl-C. EXPR is
+METRIC OP VALUE with OP one of <, <=, >, >=, =, != and METRIC one of:
+  requests, ok, ko      a count (ko=0, ok>=1000), or for ok and ko a share of
+                        all requests (ko<1%)
+  reqPerSec, okPerSec   requests (all, or OK only) per second over the run
+                        (reqPerSec>=990)
+  min, mean, p50, p75,  latency of the OK responses, a duration (p99<5ms,
+  p95, p99, max         p95<=800ms, mean<100ms); fails when none was OK
+Each is printed as "assertion p99<5ms: passed (p99 3.21 ms)" and recorded in
+stats.json. Quote expressions with < or > for the shell.
+
+Exit status: 0 done and every assertion passed; 1 an assertion failed (or the
+report could not be written); 2 bad flags, variables or assertions (nothing
+was sent); 130 interrupted.
 
 Example:
-  go run ./gatling -baseUrl http://localhost:6767 -users 1000 -ramp 10s -duration 30s -pause 1s
+  go run ./gatling -base-url http://localhost:6767 -users 1000 -ramp 10s -duration 30s -pause 1s
 
-Flags:
-`
+Aliases, the camelCase names Gatling users know (command line only):
+  -baseUrl              same as -base-url
+  -keepAlive            same as -keep-alive
+  -maxRequestsPerConn   same as -max-requests-per-conn
+  -path                 same as -request-path`
+
+// aliases are names of earlier versions, kept for Gatling users and scripts:
+// alias -> flag. -path became -request-path because its variable would be
+// PATH.
+var aliases = map[string]string{
+	"baseUrl":            "base-url",
+	"keepAlive":          "keep-alive",
+	"maxRequestsPerConn": "max-requests-per-conn",
+	"path":               "request-path",
+}
+
+// boolFlags take no separate value argument.
+var boolFlags = map[string]bool{"keep-alive": true, "quiet": true, "version": true, "h": true, "help": true}
+
+// canonicalArgs rewrites the aliases in args to their flag names (-baseUrl
+// x, --baseUrl=x), leaving flag values and everything after "--" or the
+// first non-flag argument alone.
+func canonicalArgs(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" || a == "-" || !strings.HasPrefix(a, "-") {
+			return append(out, args[i:]...)
+		}
+		dashes, name := "-", a[1:]
+		if strings.HasPrefix(name, "-") {
+			dashes, name = "--", name[1:]
+		}
+		name, value, hasValue := strings.Cut(name, "=")
+		if n, ok := aliases[name]; ok {
+			name = n
+		}
+		if hasValue {
+			out = append(out, dashes+name+"="+value)
+			continue
+		}
+		out = append(out, dashes+name)
+		if !boolFlags[name] && i+1 < len(args) { // the next argument is this flag's value
+			i++
+			out = append(out, args[i])
+		}
+	}
+	return out
+}
+
+// options is everything the command line says.
+type options struct {
+	cfg        load.Config
+	feeder     string
+	out        string
+	quiet      bool
+	assertions []assertion.Assertion
+}
+
+// newSet declares the flags into o, each with its environment variable.
+func newSet(o *options, env Env) *conf.Set {
+	d := load.Defaults()
+	s := conf.New("gatling", summary)
+	s.Stdout, s.Stderr, s.LookupEnv = env.Stdout, env.Stderr, env.LookupEnv
+	c := &o.cfg
+	s.String(&c.BaseURL, "base-url", d.BaseURL, "where the service answers (`URL`, http or https)")
+	s.String(&c.Path, "request-path", d.Path, "request path; {id} stands for the feeder's id")
+	s.Int(&c.Users, "users", d.Users, "number of virtual users")
+	s.Duration(&c.Ramp, "ramp", d.Ramp, "time over which the users start (0: all at once)")
+	s.Duration(&c.Duration, "duration", d.Duration, "how long each user loops, from its own start")
+	s.Duration(&c.Pause, "pause", d.Pause, "pause after each request (0s: closed loop, no pause)")
+	s.Duration(&c.Timeout, "timeout", d.Timeout, "deadline of every request (connect, answer and body)")
+	s.Bool(&c.KeepAlive, "keep-alive", d.KeepAlive, "reuse each user's connection (false: a new connection per request)")
+	s.Int(&c.MaxRequestsPerConn, "max-requests-per-conn", d.MaxRequestsPerConn, "close a user's connection after this many requests (0: no limit)")
+	s.Duration(&c.Interval, "interval", d.Interval, "progress line and timeline interval")
+	s.String(&o.feeder, "feeder", "", "CSV feeder `file` with an accountId column (default: the shipped gatling/accounts.csv, ids 10000…10099)")
+	s.String(&o.out, "out", "", "report `directory` (default "+filepath.Join(env.DefaultOut, "<timestamp>")+")")
+	s.Bool(&o.quiet, "quiet", false, "no progress line")
+	s.Func("assert", "check `EXPR` at the end, e.g. ko=0 or 'p99<5ms' (repeatable; see above)", func(v string) error {
+		for _, expr := range strings.Split(v, ",") {
+			a, err := assertion.Parse(expr)
+			if err != nil {
+				return err
+			}
+			o.assertions = append(o.assertions, a)
+		}
+		return nil
+	})
+	return s
+}
 
 // Main runs the command with a context cancelled by SIGINT or SIGTERM.
 func Main(env Env) int {
@@ -79,42 +192,19 @@ func Run(ctx context.Context, env Env) int {
 	if now == nil {
 		now = time.Now
 	}
-	cfg := load.Defaults()
-	fs := flag.NewFlagSet("gatling", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usageHead)
-		fs.PrintDefaults()
+	var o options
+	set := newSet(&o, env)
+	if done, err := set.Parse(canonicalArgs(env.Args)); done || err != nil {
+		return set.ExitCode(err) // 0 after -h or -version, else 2 with the error
 	}
-	fs.StringVar(&cfg.BaseURL, "baseUrl", cfg.BaseURL, "where the service answers (`URL`, http or https)")
-	fs.StringVar(&cfg.Path, "path", cfg.Path, "request path; {id} stands for the feeder's id")
-	fs.IntVar(&cfg.Users, "users", cfg.Users, "number of virtual users")
-	fs.DurationVar(&cfg.Ramp, "ramp", cfg.Ramp, "time over which the users start (0: all at once)")
-	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long each user loops, from its own start")
-	fs.DurationVar(&cfg.Pause, "pause", cfg.Pause, "pause after each request (0s: closed loop, no pause)")
-	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "deadline of every request (connect, answer and body)")
-	fs.BoolVar(&cfg.KeepAlive, "keepAlive", cfg.KeepAlive, "reuse each user's connection (false: a new connection per request)")
-	fs.IntVar(&cfg.MaxRequestsPerConn, "maxRequestsPerConn", 0, "close a user's connection after this many requests (0: no limit)")
-	fs.DurationVar(&cfg.Interval, "interval", cfg.Interval, "progress line and timeline interval")
-	feederPath := fs.String("feeder", "", "CSV feeder file with an accountId column (default: the shipped gatling/accounts.csv, ids 10000…10099)")
-	out := fs.String("out", "", "report directory (default "+filepath.Join(env.DefaultOut, "<timestamp>")+")")
-	quiet := fs.Bool("quiet", false, "no progress line")
-	if err := fs.Parse(env.Args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return ExitOK
-		}
-		return ExitUsage // the flag package printed the error and the usage
-	}
-	if fs.NArg() > 0 {
-		return usageError(fs, env.Stderr, fmt.Errorf("unexpected argument %q (flags only)", fs.Arg(0)))
-	}
+	cfg := o.cfg
 	if err := cfg.Validate(); err != nil {
-		return usageError(fs, env.Stderr, err)
+		return set.ExitCode(err)
 	}
 
 	var ids []string
 	var err error
-	feederName := *feederPath
+	feederName := o.feeder
 	switch {
 	case feederName != "":
 		ids, err = feeder.Load(feederName)
@@ -134,22 +224,22 @@ func Run(ctx context.Context, env Env) int {
 		return ExitUsage
 	}
 
-	dir := *out
+	dir := o.out
 	if dir == "" {
 		dir = filepath.Join(env.DefaultOut, now().UTC().Format("20060102-150405"))
 	}
 	start := time.Now()
 	rec := stats.NewRecorder(start)
 	progress := func(t load.Tick) {
-		if *quiet {
+		if o.quiet {
 			return
 		}
-		fmt.Fprintf(env.Stderr, "[%5.0fs] users %d active, %d/%d started | %7.1f req/s | total %d | KO %d | p99 %s so far\n",
+		fmt.Fprintf(env.Stderr, "[%5.0fs] users %d active, %d/%d started | %7.1f req/s | total %d | KO %d | OK p99 %s so far\n",
 			t.Elapsed.Seconds(), t.Users, t.Started, cfg.Users, t.Point.ReqPerSec, t.Progress.Requests.Total, t.Progress.Requests.KO, msTextShort(t.Progress.P99Ms))
 	}
 	runner, err := load.NewRunner(cfg, circ, rec, progress)
 	if err != nil {
-		return usageError(fs, env.Stderr, err)
+		return set.ExitCode(err)
 	}
 	fmt.Fprintf(env.Stderr, "gatling: %d users over %v, each for %v with %v pause, against %s; report in %s\n",
 		cfg.Users, cfg.Ramp, cfg.Duration, cfg.Pause, cfg.BaseURL, dir)
@@ -175,27 +265,44 @@ func Run(ctx context.Context, env Env) int {
 	if wall > 0 {
 		s.Generator.CPUPercent = round2(100 * cpu / wall)
 	}
+	var passed bool
+	s.Assertions, passed = assertion.CheckAll(o.assertions, s.Summary)
 	if err := report.Summary(env.Stdout, s); err != nil {
 		fmt.Fprintf(env.Stderr, "gatling: print summary: %v\n", err)
 	}
+	code := ExitOK
 	if err := report.WriteDir(dir, s); err != nil {
 		fmt.Fprintf(env.Stderr, "gatling: %v\n", err)
-		return ExitFailed
+		code = ExitFailed
+	} else {
+		fmt.Fprintf(env.Stdout, "report: %s\n", filepath.Join(dir, "index.html"))
 	}
-	fmt.Fprintf(env.Stdout, "report: %s\n", filepath.Join(dir, "index.html"))
+	if !passed {
+		fmt.Fprintf(env.Stderr, "gatling: %d of %d assertions failed\n", failed(s.Assertions), len(s.Assertions))
+		code = ExitFailed
+	}
 	if interrupted {
 		return ExitInterrupted
 	}
-	return ExitOK
+	return code
 }
 
-func usageError(fs *flag.FlagSet, w io.Writer, err error) int {
-	fmt.Fprintf(w, "gatling: %s\n\n", strings.ReplaceAll(err.Error(), "\n", "\ngatling: "))
-	fs.Usage()
-	return ExitUsage
+func failed(rs []assertion.Result) int {
+	n := 0
+	for _, r := range rs {
+		if !r.Passed {
+			n++
+		}
+	}
+	return n
 }
 
-func msTextShort(v float64) string { return fmt.Sprintf("%.2fms", v) }
+func msTextShort(p *float64) string {
+	if p == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fms", *p)
+}
 
 func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
 

@@ -69,16 +69,16 @@ func (c Config) Validate() error {
 	u, err := url.Parse(c.BaseURL)
 	switch {
 	case err != nil:
-		errs = append(errs, fmt.Errorf("baseUrl: %w", err))
+		errs = append(errs, fmt.Errorf("base-url: %w", err))
 	case u.Scheme != "http" && u.Scheme != "https":
-		errs = append(errs, fmt.Errorf("baseUrl %q: scheme must be http or https", c.BaseURL))
+		errs = append(errs, fmt.Errorf("base-url %q: scheme must be http or https", c.BaseURL))
 	case u.Host == "":
-		errs = append(errs, fmt.Errorf("baseUrl %q: no host", c.BaseURL))
+		errs = append(errs, fmt.Errorf("base-url %q: no host", c.BaseURL))
 	case u.RawQuery != "" || u.Fragment != "":
-		errs = append(errs, fmt.Errorf("baseUrl %q: no query or fragment allowed", c.BaseURL))
+		errs = append(errs, fmt.Errorf("base-url %q: no query or fragment allowed", c.BaseURL))
 	}
 	if !strings.HasPrefix(c.Path, "/") || !strings.Contains(c.Path, "{id}") {
-		errs = append(errs, fmt.Errorf("path %q: must start with / and contain {id}", c.Path))
+		errs = append(errs, fmt.Errorf("request-path %q: must start with / and contain {id}", c.Path))
 	}
 	if c.Users < 1 || c.Users > 100000 {
 		errs = append(errs, fmt.Errorf("users %d: must be 1 … 100000", c.Users))
@@ -96,7 +96,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("timeout %v: must be positive", c.Timeout))
 	}
 	if c.MaxRequestsPerConn < 0 {
-		errs = append(errs, fmt.Errorf("maxRequestsPerConn %d: must be 0 (no limit) or more", c.MaxRequestsPerConn))
+		errs = append(errs, fmt.Errorf("max-requests-per-conn %d: must be 0 (no limit) or more", c.MaxRequestsPerConn))
 	}
 	if c.Interval <= 0 {
 		errs = append(errs, fmt.Errorf("interval %v: must be positive", c.Interval))

@@ -219,8 +219,11 @@ func TestKOs(t *testing.T) {
 		if s.Requests.Total != 2 || s.Errors["timeout"] != 2 {
 			t.Fatalf("requests %+v errors %v; want 2 timeouts", s.Requests, s.Errors)
 		}
-		if s.LatencyMs.Min < 300 {
-			t.Fatalf("timed out after %v ms, before the deadline", s.LatencyMs.Min)
+		if s.LatencyMs.Measured() {
+			t.Fatalf("OK latency %+v measured from timeouts", s.LatencyMs)
+		}
+		if min, ok := s.KOLatencyMs.Get("min"); !ok || min < 300 {
+			t.Fatalf("KO latency min %v (%v): want the timeouts, ≥ 300 ms", min, ok)
 		}
 		t.Logf("2 users against a silent server: done in %v", time.Since(t0))
 	})
@@ -298,14 +301,14 @@ func TestValidate(t *testing.T) {
 	}{
 		{"scheme", func(c *Config) { c.BaseURL = "ftp://x" }, "scheme must be http"},
 		{"no host", func(c *Config) { c.BaseURL = "http://" }, "no host"},
-		{"unparsable", func(c *Config) { c.BaseURL = "http://[::1" }, "baseUrl"},
+		{"unparsable", func(c *Config) { c.BaseURL = "http://[::1" }, "base-url"},
 		{"query", func(c *Config) { c.BaseURL = "http://x/?a=1" }, "no query"},
 		{"users", func(c *Config) { c.Users = 0 }, "users 0"},
 		{"ramp", func(c *Config) { c.Ramp = -time.Second }, "ramp"},
 		{"duration", func(c *Config) { c.Duration = 0 }, "duration"},
 		{"pause", func(c *Config) { c.Pause = -1 }, "pause"},
 		{"timeout", func(c *Config) { c.Timeout = 0 }, "timeout"},
-		{"cap", func(c *Config) { c.MaxRequestsPerConn = -1 }, "maxRequestsPerConn"},
+		{"cap", func(c *Config) { c.MaxRequestsPerConn = -1 }, "max-requests-per-conn"},
 		{"path", func(c *Config) { c.Path = "/accounts" }, "{id}"},
 	}
 	for _, tt := range tests {

@@ -3,7 +3,7 @@ package report
 import (
 	"html/template"
 	"io"
-	"sort"
+	"math"
 	"time"
 
 	"github.com/goblog/goblog/gatling/internal/stats"
@@ -15,6 +15,7 @@ const (
 	ChartThroughput   = "chart-throughput"
 	ChartDistribution = "chart-distribution"
 	ChartReplicas     = "chart-replicas"
+	ChartRanges       = "chart-ranges"
 )
 
 type pageData struct {
@@ -24,13 +25,17 @@ type pageData struct {
 	Throughput   template.HTML
 	Distribution template.HTML
 	Replicas     template.HTML
+	Ranges       template.HTML
 	Shares       []stats.ServedByShare
 	Errors       []errorRow
+	Latencies    []latencyRow
+	Failed       int // assertions that failed
 }
 
-type errorRow struct {
-	Reason string
-	Count  int64
+type latencyRow struct {
+	Name string
+	N    int64
+	L    stats.Latency
 }
 
 var page = template.Must(template.New("page").Funcs(template.FuncMap{"ms": msText}).Parse(`<!doctype html>
@@ -49,17 +54,27 @@ svg.chart{display:block;margin:6px 0;border:1px solid #eee}
 keep-alive {{.S.Run.KeepAlive}}{{if .S.Run.MaxRequestsPerConn}}, at most {{.S.Run.MaxRequestsPerConn}} requests per connection{{end}} · request timeout {{.S.Run.TimeoutS}} s ·
 feeder {{.S.Run.Feeder}} ({{.S.Run.FeederIDs}} ids){{if .S.Run.Interrupted}} · <b>interrupted</b>{{end}}</p>
 <h2>Summary</h2>
-<table id="summary"><tr><th>requests</th><th>OK</th><th>KO</th><th>req/s</th><th>min</th><th>mean</th><th>p50</th><th>p75</th><th>p95</th><th>p99</th><th>max</th></tr>
-<tr><td>{{.S.Requests.Total}}</td><td>{{.S.Requests.OK}}</td><td{{if .S.Requests.KO}} class="ko"{{end}}>{{.S.Requests.KO}}</td><td>{{printf "%.1f" .S.ReqPerSec}}</td>
-<td>{{ms .S.LatencyMs.Min}}</td><td>{{ms .S.LatencyMs.Mean}}</td><td>{{ms .S.LatencyMs.P50}}</td><td>{{ms .S.LatencyMs.P75}}</td><td>{{ms .S.LatencyMs.P95}}</td><td>{{ms .S.LatencyMs.P99}}</td><td>{{ms .S.LatencyMs.Max}}</td></tr></table>
+<table id="summary"><tr><th>requests</th><th>OK</th><th>KO</th><th>req/s</th></tr>
+<tr><td>{{.S.Requests.Total}}</td><td>{{.S.Requests.OK}}</td><td{{if .S.Requests.KO}} class="ko"{{end}}>{{.S.Requests.KO}}</td><td>{{printf "%.1f" .S.ReqPerSec}}</td></tr></table>
+<table id="latency"><tr><th class="l">latency</th><th>responses</th><th>min</th><th>mean</th><th>p50</th><th>p75</th><th>p95</th><th>p99</th><th>max</th></tr>
+{{range .Latencies}}<tr><td class="l">{{.Name}}</td><td>{{.N}}</td><td>{{ms .L.Min}}</td><td>{{ms .L.Mean}}</td><td>{{ms .L.P50}}</td><td>{{ms .L.P75}}</td><td>{{ms .L.P95}}</td><td>{{ms .L.P99}}</td><td>{{ms .L.Max}}</td></tr>
+{{end}}</table>
+<p class="muted">OK latencies are over the responses that passed the check (status 200), KO latencies over the others; "-" where there were none.</p>
+{{if .S.Assertions}}<h2>Assertions</h2><table id="assertions"><tr><th class="l">assertion</th><th class="l">result</th><th class="l">measured</th></tr>
+{{range .S.Assertions}}<tr><td class="l">{{.Expression}}</td><td class="l{{if not .Passed}} ko{{end}}">{{if .Passed}}passed{{else}}failed{{end}}</td><td class="l">{{.Detail}}</td></tr>{{end}}</table>{{end}}
+<h2>Response time ranges</h2>
+{{.Ranges}}
+<table id="ranges"><tr><th class="l">range</th><th>responses</th><th>share</th></tr>
+{{range .S.Ranges}}<tr><td class="l">{{.Name}}</td><td>{{.Count}}</td><td>{{printf "%.2f" .Percentage}} %</td></tr>{{end}}</table>
 <p class="muted">generator: {{printf "%.2f" .S.Generator.CPUSeconds}} CPU-seconds, {{printf "%.1f" .S.Generator.CPUPercent}} % of one core, max RSS {{printf "%.1f" .S.Generator.MaxRSSMiB}} MiB, GOMAXPROCS {{.S.Generator.GOMAXPROCS}}</p>
 {{if .Errors}}<h2>KO by reason</h2><table id="errors"><tr><th class="l">reason</th><th>count</th></tr>
 {{range .Errors}}<tr><td class="l">{{.Reason}}</td><td>{{.Count}}</td></tr>{{end}}</table>{{end}}
-<h2>Response time percentiles over time</h2>
+<h2>Response time percentiles over time (OK responses)</h2>
+{{if not .S.Requests.OK}}<p class="ko">No OK response: no latency to chart (the KO latencies are in the summary).</p>{{end}}
 {{.Percentiles}}
 <h2>Requests per second and active users over time</h2>
 {{.Throughput}}
-<h2>Response time distribution</h2>
+<h2>Response time distribution (OK responses)</h2>
 {{.Distribution}}
 <h2>Responses per replica (servedBy)</h2>
 {{.Replicas}}
@@ -72,12 +87,13 @@ feeder {{.S.Run.Feeder}} ({{.S.Run.FeederIDs}} ids){{if .S.Run.Interrupted}} · 
 
 // HTML renders the report page.
 func HTML(w io.Writer, s Stats) error {
-	d := pageData{S: s, Started: s.StartedAt.UTC().Format(time.RFC3339), Shares: stats.Shares(s.ServedBy)}
+	d := pageData{S: s, Started: s.StartedAt.UTC().Format(time.RFC3339), Shares: stats.Shares(s.ServedBy),
+		Latencies: []latencyRow{{"OK", s.Requests.OK, s.LatencyMs}, {"KO", s.Requests.KO, s.KOLatencyMs}}, Errors: errorRows(s.Errors)}
 	tl := s.Timeline
 	x := make([]float64, len(tl))
 	p50, p95, p99, maxs, rps, ko, users := make([]float64, len(tl)), make([]float64, len(tl)), make([]float64, len(tl)), make([]float64, len(tl)), make([]float64, len(tl)), make([]float64, len(tl)), make([]float64, len(tl))
 	for i, p := range tl {
-		x[i], p50[i], p95[i], p99[i], maxs[i], rps[i], users[i] = p.T, p.P50Ms, p.P95Ms, p.P99Ms, p.MaxMs, p.ReqPerSec, float64(p.Users)
+		x[i], p50[i], p95[i], p99[i], maxs[i], rps[i], users[i] = p.T, orNaN(p.P50Ms), orNaN(p.P95Ms), orNaN(p.P99Ms), orNaN(p.MaxMs), p.ReqPerSec, float64(p.Users)
 		if p.T > 0 && i > 0 {
 			ko[i] = float64(p.KO) / (p.T - tl[i-1].T)
 		} else if p.T > 0 {
@@ -109,9 +125,15 @@ func HTML(w io.Writer, s Stats) error {
 		names[i], cs[i], sh[i] = r.ServedBy, r.Count, r.Share
 	}
 	d.Replicas = shareChart(ChartReplicas, "Responses per replica", names, cs, sh)
-	for k, v := range s.Errors {
-		d.Errors = append(d.Errors, errorRow{k, v})
-	}
-	sort.Slice(d.Errors, func(i, j int) bool { return d.Errors[i].Count > d.Errors[j].Count })
+	d.Ranges = rangesChart(ChartRanges, "Response time ranges", s.Ranges)
 	return page.Execute(w, d)
+}
+
+// orNaN is a figure of the timeline, NaN (a gap in the line) when the
+// interval had no OK response.
+func orNaN(p *float64) float64 {
+	if p == nil {
+		return math.NaN()
+	}
+	return *p
 }

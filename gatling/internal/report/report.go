@@ -13,6 +13,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/goblog/goblog/gatling/internal/assertion"
 	"github.com/goblog/goblog/gatling/internal/stats"
 )
 
@@ -43,11 +44,13 @@ type Generator struct {
 }
 
 // Stats is the content of stats.json: the contract's fields (from the
-// embedded summary) plus the run's settings and the generator's cost.
+// embedded summary) plus the run's settings, the generator's cost and the
+// outcome of the -assert expressions (an empty list when none was given).
 type Stats struct {
 	stats.Summary
-	Run       Run       `json:"run"`
-	Generator Generator `json:"generator"`
+	Run        Run                `json:"run"`
+	Generator  Generator          `json:"generator"`
+	Assertions []assertion.Result `json:"assertions"`
 }
 
 // WriteDir creates dir (and its parents) and writes stats.json and
@@ -55,6 +58,9 @@ type Stats struct {
 func WriteDir(dir string, s Stats) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create report dir: %w", err)
+	}
+	if s.Assertions == nil {
+		s.Assertions = []assertion.Result{}
 	}
 	b, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
@@ -82,9 +88,10 @@ func writeFile(path string, data []byte) error {
 	return nil
 }
 
-// Summary prints the final summary table.
+// Summary prints the final summary: requests, OK latencies apart from KO
+// ones, the response-time ranges, replicas, KO reasons, the generator's cost
+// and the assertions.
 func Summary(w io.Writer, s Stats) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	r := s.Requests
 	status := "completed"
 	if s.Run.Interrupted {
@@ -92,12 +99,36 @@ func Summary(w io.Writer, s Stats) error {
 	}
 	fmt.Fprintf(w, "\n==== %s: %d users (%d started), ramp %gs, hold %gs, pause %gs, %s, %gs ====\n",
 		s.Run.BaseURL, s.Run.Users, s.Run.UsersStarted, s.Run.RampS, s.Run.HoldS, s.Run.PauseS, status, s.DurationS)
-	fmt.Fprintln(tw, "requests\tOK\tKO\treq/s\tmin\tmean\tp50\tp75\tp95\tp99\tmax\t")
-	l := s.LatencyMs
-	fmt.Fprintf(tw, "%d\t%d\t%d\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Total, r.OK, r.KO, s.ReqPerSec,
-		msText(l.Min), msText(l.Mean), msText(l.P50), msText(l.P75), msText(l.P95), msText(l.P99), msText(l.Max))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "requests\tOK\tKO\treq/s\t")
+	fmt.Fprintf(tw, "%d\t%d\t%d\t%.1f\t\n", r.Total, r.OK, r.KO, s.ReqPerSec)
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "latency\tresponses\tmin\tmean\tp50\tp75\tp95\tp99\tmax\t")
+	for _, row := range []struct {
+		name string
+		n    int64
+		l    stats.Latency
+	}{{"OK", r.OK, s.LatencyMs}, {"KO", r.KO, s.KOLatencyMs}} {
+		l := row.l
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", row.name, row.n,
+			msText(l.Min), msText(l.Mean), msText(l.P50), msText(l.P75), msText(l.P95), msText(l.P99), msText(l.Max))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(s.Ranges) > 0 {
+		fmt.Fprintln(w, "\nresponse time ranges:")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, rg := range s.Ranges {
+			fmt.Fprintf(tw, "  %s\t%8d\t%6.2f %%\n", rg.Name, rg.Count, rg.Percentage)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
 	}
 	shares := stats.Shares(s.ServedBy)
 	if len(shares) > 0 {
@@ -115,23 +146,52 @@ func Summary(w io.Writer, s Stats) error {
 	}
 	if len(s.Errors) > 0 {
 		fmt.Fprintln(w, "\nKO by reason:")
-		keys := make([]string, 0, len(s.Errors))
-		for k := range s.Errors {
-			keys = append(keys, k)
-		}
-		sort.Slice(keys, func(i, j int) bool { return s.Errors[keys[i]] > s.Errors[keys[j]] })
-		for _, k := range keys {
-			fmt.Fprintf(w, "  %8d  %s\n", s.Errors[k], k)
+		for _, e := range errorRows(s.Errors) {
+			fmt.Fprintf(w, "  %8d  %s\n", e.Count, e.Reason)
 		}
 	}
 	g := s.Generator
-	_, err := fmt.Fprintf(w, "\ngenerator: %.2f CPU-s, %.1f %% of one core, max RSS %.1f MiB, GOMAXPROCS %d\n",
+	fmt.Fprintf(w, "\ngenerator: %.2f CPU-s, %.1f %% of one core, max RSS %.1f MiB, GOMAXPROCS %d\n",
 		g.CPUSeconds, g.CPUPercent, g.MaxRSSMiB, g.GOMAXPROCS)
-	return err
+	if len(s.Assertions) > 0 {
+		fmt.Fprintln(w)
+	}
+	for _, a := range s.Assertions {
+		if _, err := fmt.Fprintln(w, a.String()); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// msText prints a latency in ms with a precision that suits its size.
-func msText(v float64) string {
+type errorRow struct {
+	Reason string
+	Count  int64
+}
+
+// errorRows lists the KO reasons, most frequent first (then by name, so the
+// order is stable).
+func errorRows(m map[string]int64) []errorRow {
+	rows := make([]errorRow, 0, len(m))
+	for k, v := range m {
+		rows = append(rows, errorRow{k, v})
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].Count != rows[j].Count {
+			return rows[i].Count > rows[j].Count
+		}
+		return rows[i].Reason < rows[j].Reason
+	})
+	return rows
+}
+
+// msText prints a latency in ms with a precision that suits its size, "-"
+// when it was not measured.
+func msText(p *float64) string {
+	if p == nil {
+		return "-"
+	}
+	v := *p
 	switch {
 	case v < 10:
 		return fmt.Sprintf("%.2fms", v)

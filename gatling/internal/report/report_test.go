@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goblog/goblog/gatling/internal/assertion"
 	"github.com/goblog/goblog/gatling/internal/stats"
 )
 
@@ -27,10 +29,13 @@ func sample() Stats {
 		r.Record(stats.Result{Latency: 5 * time.Millisecond, Error: "status 502"})
 		r.Tick(start.Add(time.Duration(sec+1)*time.Second), int64(10*(sec+1)))
 	}
+	r.Record(stats.Result{Latency: 900 * time.Millisecond, OK: true, ServedBy: "10.0.1.7"})
+	r.Record(stats.Result{Latency: 1300 * time.Millisecond, OK: true, ServedBy: "10.0.1.7"})
 	return Stats{
-		Summary:   r.Summary(start.Add(5 * time.Second)),
-		Run:       Run{BaseURL: "http://localhost:6767", Path: "/accounts/{id}", Users: 50, RampS: 1, HoldS: 4, PauseS: 1, TimeoutS: 10, KeepAlive: true, Feeder: "accounts.csv", FeederIDs: 100, UsersStarted: 50},
-		Generator: Generator{CPUSeconds: 0.5, CPUPercent: 10, MaxRSSMiB: 20, GOMAXPROCS: 2},
+		Summary:    r.Summary(start.Add(5 * time.Second)),
+		Assertions: []assertion.Result{{Expression: "ko=0", Passed: false, Detail: "ko 5 of 507 requests"}, {Expression: "p99<5ms", Passed: true, Detail: "p99 <3> ms"}},
+		Run:        Run{BaseURL: "http://localhost:6767", Path: "/accounts/{id}", Users: 50, RampS: 1, HoldS: 4, PauseS: 1, TimeoutS: 10, KeepAlive: true, Feeder: "accounts.csv", FeederIDs: 100, UsersStarted: 50},
+		Generator:  Generator{CPUSeconds: 0.5, CPUPercent: 10, MaxRSSMiB: 20, GOMAXPROCS: 2},
 	}
 }
 
@@ -52,18 +57,36 @@ func TestWriteDir(t *testing.T) {
 		LatencyMs struct {
 			Min, Mean, P50, P75, P95, P99, Max *float64
 		} `json:"latencyMs"`
-		ServedBy  map[string]int64 `json:"servedBy"`
-		StartedAt string           `json:"startedAt"`
-		DurationS float64          `json:"durationS"`
+		KOLatencyMs struct {
+			Min, Max *float64
+		} `json:"koLatencyMs"`
+		Ranges     []stats.Range      `json:"ranges"`
+		Assertions []assertion.Result `json:"assertions"`
+		ServedBy   map[string]int64   `json:"servedBy"`
+		StartedAt  string             `json:"startedAt"`
+		DurationS  float64            `json:"durationS"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(&contract); err != nil {
 		t.Fatalf("stats.json: %v\n%s", err, b)
 	}
-	if contract.Requests.Total != 505 || contract.Requests.OK != 500 || contract.Requests.KO != 5 {
+	if contract.Requests.Total != 507 || contract.Requests.OK != 502 || contract.Requests.KO != 5 {
 		t.Errorf("requests %+v", contract.Requests)
 	}
-	if contract.ReqPerSec != 101 || contract.DurationS != 5 {
+	if k := contract.KOLatencyMs; k.Min == nil || k.Max == nil || *k.Min < 5 || *k.Max > 5.01 {
+		t.Errorf("koLatencyMs %s", b)
+	}
+	if *contract.LatencyMs.Max < 1300 || *contract.LatencyMs.Min != 0.01 {
+		t.Errorf("latencyMs min/max %v/%v: want the OK answers 0.01 … 1300 ms", *contract.LatencyMs.Min, *contract.LatencyMs.Max)
+	}
+	wantRanges := "[{t < 800 ms 500 98.62} {800 ms <= t < 1200 ms 1 0.2} {t >= 1200 ms 1 0.2} {failed 5 0.99}]"
+	if got := fmt.Sprint(contract.Ranges); got != wantRanges {
+		t.Errorf("ranges %s, want %s", got, wantRanges)
+	}
+	if len(contract.Assertions) != 2 || contract.Assertions[0].Passed || !contract.Assertions[1].Passed {
+		t.Errorf("assertions %+v", contract.Assertions)
+	}
+	if contract.ReqPerSec != 101.4 || contract.DurationS != 5 {
 		t.Errorf("reqPerSec %v durationS %v", contract.ReqPerSec, contract.DurationS)
 	}
 	l := contract.LatencyMs
@@ -93,17 +116,17 @@ func TestWriteDir(t *testing.T) {
 		t.Errorf("timeline/run: %v %+v", err, extra)
 	}
 
-	// index.html: the four charts, each a well-formed SVG with data in it.
+	// index.html: the five charts, each a well-formed SVG with data in it.
 	page, err := os.ReadFile(filepath.Join(dir, "index.html"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	html := string(page)
 	svgs := regexp.MustCompile(`(?s)<svg .*?</svg>`).FindAllString(html, -1)
-	if len(svgs) != 4 {
-		t.Fatalf("page has %d charts, want 4", len(svgs))
+	if len(svgs) != 5 {
+		t.Fatalf("page has %d charts, want 5", len(svgs))
 	}
-	want := map[string]string{ChartPercentiles: "<polyline", ChartThroughput: "<polyline", ChartDistribution: `class="bar"`, ChartReplicas: `class="share"`}
+	want := map[string]string{ChartPercentiles: "<polyline", ChartThroughput: "<polyline", ChartDistribution: `class="bar"`, ChartReplicas: `class="share"`, ChartRanges: `class="range"`}
 	for _, svg := range svgs {
 		if err := wellFormed(svg); err != nil {
 			t.Errorf("chart not well-formed XML: %v\n%.300s", err, svg)
@@ -122,7 +145,7 @@ func TestWriteDir(t *testing.T) {
 	if len(want) != 0 {
 		t.Errorf("charts missing: %v", want)
 	}
-	if n := strings.Count(svgs[0], "<polyline"); n != 4 {
+	if n := strings.Count(chartByID(t, svgs, ChartPercentiles), "<polyline"); n != 4 {
 		t.Errorf("percentile chart has %d lines, want p50, p95, p99, max", n)
 	}
 	if strings.Contains(html, "<b>evil</b>") || !strings.Contains(html, "&lt;b&gt;evil&lt;/b&gt;") {
@@ -136,6 +159,25 @@ func TestWriteDir(t *testing.T) {
 	if !strings.Contains(html, "status 502") {
 		t.Error("page does not list the KO reasons")
 	}
+	for _, want := range []string{"t &lt; 800 ms", "800 ms &lt;= t &lt; 1200 ms", "t &gt;= 1200 ms", "98.62 %", `id="ranges"`, `id="assertions"`, "p99&lt;5ms", "p99 &lt;3&gt; ms", `class="l ko">failed`} {
+		if !strings.Contains(html, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	if strings.Contains(html, "p99 <3> ms") {
+		t.Error("an assertion's detail was not escaped")
+	}
+}
+
+func chartByID(t *testing.T, svgs []string, id string) string {
+	t.Helper()
+	for _, s := range svgs {
+		if strings.HasPrefix(s, `<svg id="`+id+`"`) {
+			return s
+		}
+	}
+	t.Fatalf("no chart %s", id)
+	return ""
 }
 
 func wellFormed(s string) error {
@@ -167,6 +209,64 @@ func TestWriteDirEmptyRun(t *testing.T) {
 	if m["servedBy"] == nil {
 		t.Error("servedBy should be an empty object, not null")
 	}
+	if a, ok := m["assertions"].([]any); !ok || len(a) != 0 {
+		t.Errorf("assertions %v, want an empty list", m["assertions"])
+	}
+	for _, k := range []string{"latencyMs", "koLatencyMs"} {
+		l, _ := m[k].(map[string]any)
+		if len(l) != 7 || l["p99"] != nil {
+			t.Errorf("%s %v: want seven nulls", k, m[k])
+		}
+	}
+}
+
+// TestRefusedRun: every request refused. The summary and the page show no
+// OK latency at all, the refusals' times only as KO, and every request as
+// failed.
+func TestRefusedRun(t *testing.T) {
+	start := time.Unix(0, 0).UTC()
+	r := stats.NewRecorder(start)
+	for i := range 75 {
+		r.Record(stats.Result{Latency: 850 * time.Microsecond, Error: "connection refused"})
+		if i%25 == 24 {
+			r.Tick(start.Add(time.Duration(i/25+1)*time.Second), 1)
+		}
+	}
+	s := Stats{Summary: r.Summary(start.Add(3 * time.Second)), Run: Run{BaseURL: "http://127.0.0.1:1", Users: 1}}
+	var b bytes.Buffer
+	if err := Summary(&b, s); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	okRow := regexp.MustCompile(`(?m)^\s*OK\s+0(\s+-){7}\s*$`)
+	koRow := regexp.MustCompile(`(?m)^\s*KO\s+75(\s+0\.85ms){7}\s*$`)
+	if !okRow.MatchString(out) || !koRow.MatchString(out) {
+		t.Errorf("summary does not show OK latencies as - and KO as 0.85ms:\n%s", out)
+	}
+	if !regexp.MustCompile(`failed\s+75\s+100\.00 %`).MatchString(out) || !regexp.MustCompile(`t < 800 ms\s+0\s+0\.00 %`).MatchString(out) {
+		t.Errorf("summary ranges wrong:\n%s", out)
+	}
+	dir := t.TempDir()
+	if err := WriteDir(dir, s); err != nil {
+		t.Fatal(err)
+	}
+	page, _ := os.ReadFile(filepath.Join(dir, "index.html"))
+	html := string(page)
+	svgs := regexp.MustCompile(`(?s)<svg .*?</svg>`).FindAllString(html, -1)
+	for _, svg := range svgs {
+		if err := wellFormed(svg); err != nil {
+			t.Errorf("chart not well-formed: %v", err)
+		}
+		if strings.Contains(svg, "NaN") {
+			t.Errorf("chart draws NaN: %.200s", svg)
+		}
+	}
+	if pc := chartByID(t, svgs, ChartPercentiles); strings.Contains(pc, "<polyline") {
+		t.Error("the percentile chart draws lines without any OK response")
+	}
+	if !strings.Contains(html, "<td>-</td>") {
+		t.Error("page shows no - for the OK latencies")
+	}
 }
 
 func TestWriteDirUnwritable(t *testing.T) {
@@ -185,7 +285,7 @@ func TestSummaryTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := b.String()
-	for _, want := range []string{"requests", "p99", "505", "500", "101.0", "10.0.1.7", "%", "status 502", "generator:"} {
+	for _, want := range []string{"requests", "p99", "507", "502", "101.4", "t >= 1200 ms", "assertion ko=0: failed (ko 5 of 507 requests)", "10.0.1.7", "%", "status 502", "generator:"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary lacks %q:\n%s", want, out)
 		}

@@ -5,6 +5,8 @@ import (
 	"html/template"
 	"math"
 	"strings"
+
+	"github.com/goblog/goblog/gatling/internal/stats"
 )
 
 // series is one line of a line chart.
@@ -78,7 +80,9 @@ func lineChart(id, title, xLabel, yLabel string, ss []series) template.HTML {
 	for _, s := range ss {
 		for i := range s.X {
 			xmin, xmax = math.Min(xmin, s.X[i]), math.Max(xmax, s.X[i])
-			ymax = math.Max(ymax, s.Y[i])
+			if !math.IsNaN(s.Y[i]) {
+				ymax = math.Max(ymax, s.Y[i])
+			}
 		}
 	}
 	if math.IsInf(xmin, 0) {
@@ -91,20 +95,32 @@ func lineChart(id, title, xLabel, yLabel string, ss []series) template.HTML {
 	ymax = niceMax(ymax)
 	frame(&b, id, title, xLabel, yLabel, xmin, xmax, ymax)
 	for _, s := range ss {
-		if len(s.X) == 0 {
-			continue
-		}
-		var pts strings.Builder
-		for i := range s.X {
-			x := float64(padL) + float64(plotW)*(s.X[i]-xmin)/(xmax-xmin)
-			y := float64(padT) + float64(plotH)*(1-s.Y[i]/ymax)
-			fmt.Fprintf(&pts, "%.1f,%.1f ", x, y)
-		}
 		dash := ""
 		if s.Dash {
 			dash = ` stroke-dasharray="6 4"`
 		}
-		fmt.Fprintf(&b, `<polyline class="series" data-name="%s" fill="none" stroke="%s" stroke-width="2"%s points="%s"/>`, esc(s.Name), s.Color, dash, strings.TrimSpace(pts.String()))
+		// A NaN (an interval with nothing to measure) breaks the line: one
+		// polyline per run of measured points.
+		var pts strings.Builder
+		n := 0
+		flush := func() {
+			if n > 0 {
+				fmt.Fprintf(&b, `<polyline class="series" data-name="%s" fill="none" stroke="%s" stroke-width="2"%s points="%s"/>`, esc(s.Name), s.Color, dash, strings.TrimSpace(pts.String()))
+			}
+			pts.Reset()
+			n = 0
+		}
+		for i := range s.X {
+			if math.IsNaN(s.Y[i]) {
+				flush()
+				continue
+			}
+			x := float64(padL) + float64(plotW)*(s.X[i]-xmin)/(xmax-xmin)
+			y := float64(padT) + float64(plotH)*(1-s.Y[i]/ymax)
+			fmt.Fprintf(&pts, "%.1f,%.1f ", x, y)
+			n++
+		}
+		flush()
 	}
 	// legend
 	for i, s := range ss {
@@ -176,6 +192,43 @@ func shareChart(id, title string, names []string, counts []int64, shares []float
 		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end" %s>%s</text>`, labelW-8, y+17, font, esc(names[i]))
 		fmt.Fprintf(&b, `<rect class="share" x="%d" y="%d" width="%.1f" height="%d" fill="%s"><title>%s</title></rect>`, labelW, y+4, math.Max(w, 1), rowH-8, palette[i%len(palette)], esc(names[i]))
 		fmt.Fprintf(&b, `<text x="%.1f" y="%d" %s>%d (%.1f %%)</text>`, float64(labelW)+math.Max(w, 1)+8, y+17, font, counts[i], shares[i])
+	}
+	b.WriteString(`</svg>`)
+	return template.HTML(b.String()) //nolint:gosec // every text above is escaped
+}
+
+// rangeColors are the colours of Gatling's ranges: fast, medium, slow, failed.
+var rangeColors = []string{"#68b65c", "#ffa900", "#f15b4f", "#a50000"}
+
+// rangesChart draws the response-time ranges as one bar split in
+// proportion to their counts, with a legend giving each count and share.
+func rangesChart(id, title string, ranges []stats.Range) template.HTML {
+	var b strings.Builder
+	h := padT + 36 + 24*len(ranges) + 10
+	fmt.Fprintf(&b, `<svg id="%s" class="chart" role="img" aria-label="%s" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" width="100%%">`, esc(id), esc(title), chartW, h)
+	fmt.Fprintf(&b, `<title>%s</title>`, esc(title))
+	var total int64
+	for _, r := range ranges {
+		total += r.Count
+	}
+	barW := float64(chartW - 2*padL)
+	x := float64(padL)
+	if total == 0 {
+		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%.1f" height="24" fill="none" stroke="%s"/>`, padL, padT, barW, gridColor)
+	}
+	for i, r := range ranges {
+		if total == 0 || r.Count == 0 {
+			continue
+		}
+		w := barW * float64(r.Count) / float64(total)
+		fmt.Fprintf(&b, `<rect class="range" x="%.1f" y="%d" width="%.1f" height="24" fill="%s"><title>%s: %d (%.2f %%)</title></rect>`,
+			x, padT, w, rangeColors[i%len(rangeColors)], esc(r.Name), r.Count, r.Percentage)
+		x += w
+	}
+	for i, r := range ranges {
+		y := padT + 36 + 24*i
+		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="14" height="14" fill="%s"/><text x="%d" y="%d" %s>%s: %d (%.2f %%)</text>`,
+			padL, y, rangeColors[i%len(rangeColors)], padL+20, y+12, font, esc(r.Name), r.Count, r.Percentage)
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String()) //nolint:gosec // every text above is escaped

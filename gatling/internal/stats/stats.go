@@ -32,37 +32,97 @@ type Result struct {
 	ServedBy string
 }
 
-// Point is one interval of the timeline.
+// Response-time ranges, as Gatling's defaults (gatling.conf
+// charting.indicators lowerBound and higherBound): OK responses faster than
+// RangeLower, up to RangeHigher, and slower; KO responses count as failed
+// whatever their time.
+const (
+	RangeLower  = 800 * time.Millisecond
+	RangeHigher = 1200 * time.Millisecond
+)
+
+// Names of the four ranges, in their order in Summary.Ranges.
+const (
+	RangeFast   = "t < 800 ms"
+	RangeMedium = "800 ms <= t < 1200 ms"
+	RangeSlow   = "t >= 1200 ms"
+	RangeFailed = "failed"
+)
+
+// Point is one interval of the timeline. Its latencies are over the OK
+// responses of the interval and nil (JSON null) when there were none.
 type Point struct {
 	// T is the end of the interval, in seconds since the start of the run.
-	T         float64 `json:"t"`
-	Requests  int64   `json:"requests"`
-	OK        int64   `json:"ok"`
-	KO        int64   `json:"ko"`
-	ReqPerSec float64 `json:"reqPerSec"`
-	Users     int64   `json:"users"`
-	P50Ms     float64 `json:"p50Ms"`
-	P95Ms     float64 `json:"p95Ms"`
-	P99Ms     float64 `json:"p99Ms"`
-	MaxMs     float64 `json:"maxMs"`
+	T         float64  `json:"t"`
+	Requests  int64    `json:"requests"`
+	OK        int64    `json:"ok"`
+	KO        int64    `json:"ko"`
+	ReqPerSec float64  `json:"reqPerSec"`
+	Users     int64    `json:"users"`
+	P50Ms     *float64 `json:"p50Ms"`
+	P95Ms     *float64 `json:"p95Ms"`
+	P99Ms     *float64 `json:"p99Ms"`
+	MaxMs     *float64 `json:"maxMs"`
 }
 
-// Latency holds the latency figures in milliseconds.
+// Latency holds latency figures in milliseconds over one kind of response
+// (OK or KO). Every field is nil, JSON null, when there was no such response:
+// a run where every request was refused has no OK latency, not a fast one.
 type Latency struct {
-	Min  float64 `json:"min"`
-	Mean float64 `json:"mean"`
-	P50  float64 `json:"p50"`
-	P75  float64 `json:"p75"`
-	P95  float64 `json:"p95"`
-	P99  float64 `json:"p99"`
-	Max  float64 `json:"max"`
+	Min  *float64 `json:"min"`
+	Mean *float64 `json:"mean"`
+	P50  *float64 `json:"p50"`
+	P75  *float64 `json:"p75"`
+	P95  *float64 `json:"p95"`
+	P99  *float64 `json:"p99"`
+	Max  *float64 `json:"max"`
 }
+
+// LatencyNames are the figures of a Latency, in order.
+var LatencyNames = []string{"min", "mean", "p50", "p75", "p95", "p99", "max"}
+
+// Get returns the figure named as in LatencyNames (or its JSON field); ok is
+// false for an unknown name or a figure that was not measured.
+func (l Latency) Get(name string) (ms float64, ok bool) {
+	var p *float64
+	switch name {
+	case "min":
+		p = l.Min
+	case "mean":
+		p = l.Mean
+	case "p50":
+		p = l.P50
+	case "p75":
+		p = l.P75
+	case "p95":
+		p = l.P95
+	case "p99":
+		p = l.P99
+	case "max":
+		p = l.Max
+	}
+	if p == nil {
+		return 0, false
+	}
+	return *p, true
+}
+
+// Measured says whether the figures exist (there was at least one response).
+func (l Latency) Measured() bool { return l.Max != nil }
 
 // Requests counts requests by outcome.
 type Requests struct {
 	Total int64 `json:"total"`
 	OK    int64 `json:"ok"`
 	KO    int64 `json:"ko"`
+}
+
+// Range is one of Gatling's response-time ranges: Count responses, which
+// are Percentage percent of all requests.
+type Range struct {
+	Name       string  `json:"name"`
+	Count      int64   `json:"count"`
+	Percentage float64 `json:"percentage"`
 }
 
 // Bin is one bar of the latency distribution: Count requests took
@@ -76,45 +136,54 @@ type Bin struct {
 // Summary is everything the recorder knows at one moment. Its JSON form is
 // the contract's stats.json (the report adds the run's settings).
 type Summary struct {
-	Requests  Requests         `json:"requests"`
-	ReqPerSec float64          `json:"reqPerSec"`
-	LatencyMs Latency          `json:"latencyMs"`
-	ServedBy  map[string]int64 `json:"servedBy"`
-	StartedAt time.Time        `json:"startedAt"`
-	DurationS float64          `json:"durationS"`
+	Requests  Requests `json:"requests"`
+	ReqPerSec float64  `json:"reqPerSec"`
+	// LatencyMs is over OK responses only, KOLatencyMs over KO ones.
+	LatencyMs   Latency          `json:"latencyMs"`
+	KOLatencyMs Latency          `json:"koLatencyMs"`
+	ServedBy    map[string]int64 `json:"servedBy"`
+	StartedAt   time.Time        `json:"startedAt"`
+	DurationS   float64          `json:"durationS"`
+	// Ranges are Gatling's response-time ranges, always four, in the order
+	// RangeFast, RangeMedium, RangeSlow, RangeFailed.
+	Ranges []Range `json:"ranges"`
 	// ServedByMissing counts OK answers that named no servedBy.
 	ServedByMissing int64            `json:"servedByMissing"`
 	Errors          map[string]int64 `json:"errors"`
 	Timeline        []Point          `json:"timeline"`
-	Distribution    []Bin            `json:"distribution"`
+	// Distribution is over OK responses.
+	Distribution []Bin `json:"distribution"`
 }
 
 // Recorder collects results from many goroutines. The zero value is not
 // usable: use NewRecorder.
 type Recorder struct {
-	mu        sync.Mutex
-	start     time.Time
-	lastTick  time.Time
-	total     *hdrhistogram.Histogram
-	interval  *hdrhistogram.Histogram
-	req       Requests
-	iOK, iKO  int64
-	servedBy  map[string]int64
-	missing   int64
-	errors    map[string]int64
-	timeline  []Point
-	saturated int64
+	mu         sync.Mutex
+	start      time.Time
+	lastTick   time.Time
+	ok, ko     *hdrhistogram.Histogram // the whole run, by outcome
+	intervalOK *hdrhistogram.Histogram // OK responses of the current interval
+	req        Requests
+	iOK, iKO   int64
+	ranges     [3]int64 // OK responses per range, counted from the exact latency
+	servedBy   map[string]int64
+	missing    int64
+	errors     map[string]int64
+	timeline   []Point
 }
+
+func newHistogram() *hdrhistogram.Histogram { return hdrhistogram.New(lowestUS, highestUS, sigFigs) }
 
 // NewRecorder starts a recorder whose clock begins at start.
 func NewRecorder(start time.Time) *Recorder {
 	return &Recorder{
-		start:    start,
-		lastTick: start,
-		total:    hdrhistogram.New(lowestUS, highestUS, sigFigs),
-		interval: hdrhistogram.New(lowestUS, highestUS, sigFigs),
-		servedBy: map[string]int64{},
-		errors:   map[string]int64{},
+		start:      start,
+		lastTick:   start,
+		ok:         newHistogram(),
+		ko:         newHistogram(),
+		intervalOK: newHistogram(),
+		servedBy:   map[string]int64{},
+		errors:     map[string]int64{},
 	}
 }
 
@@ -129,13 +198,21 @@ func (r *Recorder) Record(res Result) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	// Cannot fail: us is clamped to the trackable range.
-	_ = r.total.RecordValue(us)
-	_ = r.interval.RecordValue(us)
 	r.req.Total++
 	if res.OK {
+		// Cannot fail: us is clamped to the trackable range.
+		_ = r.ok.RecordValue(us)
+		_ = r.intervalOK.RecordValue(us)
 		r.req.OK++
 		r.iOK++
+		switch {
+		case res.Latency < RangeLower:
+			r.ranges[0]++
+		case res.Latency < RangeHigher:
+			r.ranges[1]++
+		default:
+			r.ranges[2]++
+		}
 		if res.ServedBy != "" {
 			r.servedBy[res.ServedBy]++
 		} else {
@@ -143,6 +220,7 @@ func (r *Recorder) Record(res Result) {
 		}
 		return
 	}
+	_ = r.ko.RecordValue(us)
 	r.req.KO++
 	r.iKO++
 	msg := res.Error
@@ -171,31 +249,35 @@ func (r *Recorder) Tick(now time.Time, users int64) (p Point, ok bool) {
 		ReqPerSec: round3(float64(n) / d.Seconds()),
 		Users:     users,
 	}
-	if n > 0 {
-		p.P50Ms = ms(r.interval.ValueAtQuantile(50))
-		p.P95Ms = ms(r.interval.ValueAtQuantile(95))
-		p.P99Ms = ms(r.interval.ValueAtQuantile(99))
-		p.MaxMs = ms(r.interval.Max())
+	if h := r.intervalOK; h.TotalCount() > 0 {
+		p.P50Ms = msp(h.ValueAtQuantile(50))
+		p.P95Ms = msp(h.ValueAtQuantile(95))
+		p.P99Ms = msp(h.ValueAtQuantile(99))
+		p.MaxMs = msp(h.Max())
 	}
 	r.timeline = append(r.timeline, p)
-	r.interval.Reset()
+	r.intervalOK.Reset()
 	r.iOK, r.iKO = 0, 0
 	r.lastTick = now
 	return p, true
 }
 
-// Progress is what the progress line shows: totals so far and the p99 over
-// the whole run so far.
+// Progress is what the progress line shows: totals so far and the p99 of
+// the OK responses over the whole run so far (nil when none was OK).
 type Progress struct {
 	Requests Requests
-	P99Ms    float64
+	P99Ms    *float64
 }
 
 // Progress returns the totals so far.
 func (r *Recorder) Progress() Progress {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return Progress{Requests: r.req, P99Ms: ms(r.total.ValueAtQuantile(99))}
+	p := Progress{Requests: r.req}
+	if r.ok.TotalCount() > 0 {
+		p.P99Ms = msp(r.ok.ValueAtQuantile(99))
+	}
+	return p
 }
 
 // Summary returns the figures of the run from its start to end.
@@ -205,9 +287,12 @@ func (r *Recorder) Summary(end time.Time) Summary {
 	d := end.Sub(r.start).Seconds()
 	s := Summary{
 		Requests:        r.req,
+		LatencyMs:       latency(r.ok),
+		KOLatencyMs:     latency(r.ko),
 		ServedBy:        make(map[string]int64, len(r.servedBy)),
 		StartedAt:       r.start,
 		DurationS:       round3(d),
+		Ranges:          Ranges(r.ranges, r.req.KO),
 		ServedByMissing: r.missing,
 		Errors:          make(map[string]int64, len(r.errors)),
 		Timeline:        append([]Point{}, r.timeline...),
@@ -221,20 +306,41 @@ func (r *Recorder) Summary(end time.Time) Summary {
 	if d > 0 {
 		s.ReqPerSec = round3(float64(r.req.Total) / d)
 	}
-	if r.total.TotalCount() > 0 {
-		h := r.total
-		s.LatencyMs = Latency{
-			Min:  ms(h.Min()),
-			Mean: round3(h.Mean() / 1000),
-			P50:  ms(h.ValueAtQuantile(50)),
-			P75:  ms(h.ValueAtQuantile(75)),
-			P95:  ms(h.ValueAtQuantile(95)),
-			P99:  ms(h.ValueAtQuantile(99)),
-			Max:  ms(h.Max()),
-		}
-		s.Distribution = distribution(h, 40)
+	if r.ok.TotalCount() > 0 {
+		s.Distribution = distribution(r.ok, 40)
 	}
 	return s
+}
+
+// Ranges turns the counts of OK responses per range (fast, medium, slow)
+// and of KO responses into the four ranges with their share of all requests
+// in percent (two decimals; 0 when there was no request).
+func Ranges(ok [3]int64, ko int64) []Range {
+	total := ok[0] + ok[1] + ok[2] + ko
+	out := []Range{{Name: RangeFast, Count: ok[0]}, {Name: RangeMedium, Count: ok[1]}, {Name: RangeSlow, Count: ok[2]}, {Name: RangeFailed, Count: ko}}
+	if total > 0 {
+		for i := range out {
+			out[i].Percentage = math.Round(10000*float64(out[i].Count)/float64(total)) / 100
+		}
+	}
+	return out
+}
+
+// latency reads the figures of h; all nil when h is empty.
+func latency(h *hdrhistogram.Histogram) Latency {
+	if h.TotalCount() == 0 {
+		return Latency{}
+	}
+	mean := round3(h.Mean() / 1000)
+	return Latency{
+		Min:  msp(h.Min()),
+		Mean: &mean,
+		P50:  msp(h.ValueAtQuantile(50)),
+		P75:  msp(h.ValueAtQuantile(75)),
+		P95:  msp(h.ValueAtQuantile(95)),
+		P99:  msp(h.ValueAtQuantile(99)),
+		Max:  msp(h.Max()),
+	}
 }
 
 // distribution spreads the recorded values over at most n equal bins from
@@ -298,5 +404,10 @@ func Shares(m map[string]int64) []ServedByShare {
 }
 
 func ms(us int64) float64 { return round3(float64(us) / 1000) }
+
+func msp(us int64) *float64 {
+	v := ms(us)
+	return &v
+}
 
 func round3(f float64) float64 { return math.Round(f*1000) / 1000 }

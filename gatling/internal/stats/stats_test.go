@@ -34,13 +34,17 @@ func TestSummaryArithmetic(t *testing.T) {
 	if s.DurationS != 10 || !s.StartedAt.Equal(start) {
 		t.Fatalf("durationS %v startedAt %v", s.DurationS, s.StartedAt)
 	}
-	// 103 sorted values: 10, 20, 20, 30, … 1000, 2000, 2000 µs, so the value
-	// k·10 µs is the (k+1)th for k ≥ 2. HDR's percentile q is the value at rank
-	// int(q/100·103 + 0.5): p50 → 52nd = 510, p75 → 77th = 760, p95 → 98th = 970,
-	// p99 → 102nd = 2000. Sum = 50500 + 20 + 4000 = 54520 µs → mean 529.3 µs.
-	want := Latency{Min: 0.01, Mean: 0.529, P50: 0.51, P75: 0.76, P95: 0.97, P99: 2, Max: 2}
-	if s.LatencyMs != want {
-		t.Fatalf("latency %+v\nwant    %+v", s.LatencyMs, want)
+	// OK: 101 sorted values: 10, 20, 20, 30, … 1000 µs, so the value k·10 µs
+	// is the (k+1)th for k ≥ 2. HDR's percentile q is the value at rank
+	// int(q/100·101 + 0.5): p50 → 51st = 500, p75 → 76th = 750, p95 → 96th =
+	// 950, p99 → 100th = 990. Sum = 50500 + 20 = 50520 µs → mean 500.2 µs.
+	// The two KO answers of 2 ms are not among them.
+	want := []float64{0.01, 0.5, 0.5, 0.75, 0.95, 0.99, 1}
+	if got := figures(t, s.LatencyMs); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("OK latency %v\nwant       %v", got, want)
+	}
+	if got := figures(t, s.KOLatencyMs); fmt.Sprint(got) != fmt.Sprint([]float64{2, 2, 2, 2, 2, 2, 2}) {
+		t.Fatalf("KO latency %v, want 2 ms throughout", got)
 	}
 	var sum int64
 	for _, v := range s.ServedBy {
@@ -59,12 +63,27 @@ func TestSummaryArithmetic(t *testing.T) {
 			t.Fatalf("bin %d %+v not contiguous", i, b)
 		}
 	}
-	if binned != 103 {
-		t.Fatalf("distribution holds %d values, want 103", binned)
+	if binned != 101 {
+		t.Fatalf("distribution holds %d values, want the 101 OK ones", binned)
 	}
 	if s.Distribution[0].FromMs != 0.01 {
 		t.Fatalf("first bin starts at %v, want the minimum 0.01", s.Distribution[0].FromMs)
 	}
+}
+
+// figures lists the seven figures of l in LatencyNames' order; all must be
+// measured.
+func figures(t *testing.T, l Latency) []float64 {
+	t.Helper()
+	var out []float64
+	for _, name := range LatencyNames {
+		v, ok := l.Get(name)
+		if !ok {
+			t.Fatalf("latency %s not measured: %+v", name, l)
+		}
+		out = append(out, v)
+	}
+	return out
 }
 
 func TestSummaryJSONHasContractFields(t *testing.T) {
@@ -84,9 +103,13 @@ func TestSummaryJSONHasContractFields(t *testing.T) {
 		}
 	}
 	lat := m["latencyMs"].(map[string]any)
+	ko := m["koLatencyMs"].(map[string]any)
 	for _, k := range []string{"min", "mean", "p50", "p75", "p95", "p99", "max"} {
 		if _, ok := lat[k].(float64); !ok {
 			t.Errorf("latencyMs lacks number %q", k)
+		}
+		if v, ok := ko[k]; !ok || v != nil {
+			t.Errorf("koLatencyMs.%s = %v (present %v), want null: no KO response", k, v, ok)
 		}
 	}
 	req := m["requests"].(map[string]any)
@@ -105,25 +128,122 @@ func TestTickTimeline(t *testing.T) {
 	if !ok {
 		t.Fatal("tick not recorded")
 	}
-	want := Point{T: 1, Requests: 10, OK: 10, ReqPerSec: 10, Users: 7, P50Ms: 0.5, P95Ms: 1, P99Ms: 1, MaxMs: 1}
-	if p != want {
-		t.Fatalf("point %+v\nwant  %+v", p, want)
+	if got := pointText(p); got != "t=1 n=10 ok=10 ko=0 rps=10 users=7 p50=0.5 p95=1 p99=1 max=1" {
+		t.Fatalf("point %s", got)
 	}
+	// An interval of KO only has no latency: the timeouts are not OK figures.
 	r.Record(Result{Latency: 3 * time.Millisecond, Error: "timeout"})
 	p, _ = r.Tick(start.Add(1500*time.Millisecond), 0)
-	// Above 2048 µs HDR keeps 3 significant figures: 3000 µs reads back as the
-	// top of its 2 µs bucket.
-	if p.T != 1.5 || p.Requests != 1 || p.KO != 1 || p.ReqPerSec != 2 || p.MaxMs != 3.001 {
-		t.Fatalf("second point %+v", p)
+	if got := pointText(p); got != "t=1.5 n=1 ok=0 ko=1 rps=2 users=0 p50=- p95=- p99=- max=-" {
+		t.Fatalf("second point %s", got)
 	}
 	if _, ok := r.Tick(start.Add(1500*time.Millisecond), 0); ok {
 		t.Fatal("an empty zero-length interval was recorded")
 	}
-	if pr := r.Progress(); pr.Requests.Total != 11 || pr.Requests.KO != 1 || pr.P99Ms != 3.001 {
+	// Above 2048 µs HDR keeps 3 significant figures: 3000 µs reads back as the
+	// top of its 2 µs bucket.
+	r.Record(Result{Latency: 3 * time.Millisecond, OK: true})
+	if pr := r.Progress(); pr.Requests.Total != 12 || pr.Requests.KO != 1 || pr.P99Ms == nil || *pr.P99Ms != 3.001 {
 		t.Fatalf("progress %+v", pr)
 	}
 	if tl := r.Summary(start.Add(2 * time.Second)).Timeline; len(tl) != 2 {
 		t.Fatalf("timeline has %d points, want 2", len(tl))
+	}
+}
+
+func pointText(p Point) string {
+	f := func(v *float64) string {
+		if v == nil {
+			return "-"
+		}
+		return fmt.Sprint(*v)
+	}
+	return fmt.Sprintf("t=%v n=%d ok=%d ko=%d rps=%v users=%d p50=%s p95=%s p99=%s max=%s",
+		p.T, p.Requests, p.OK, p.KO, p.ReqPerSec, p.Users, f(p.P50Ms), f(p.P95Ms), f(p.P99Ms), f(p.MaxMs))
+}
+
+// TestSplitHistograms: OK and KO latencies never mix, and a run without OK
+// responses has no OK figures at all (JSON null), not zeros.
+func TestSplitHistograms(t *testing.T) {
+	start := time.Unix(0, 0)
+	r := NewRecorder(start)
+	for range 75 {
+		r.Record(Result{Latency: 850 * time.Microsecond, Error: "connection refused"})
+	}
+	s := r.Summary(start.Add(10 * time.Second))
+	if s.LatencyMs.Measured() || s.Distribution != nil {
+		t.Fatalf("OK latency %+v distribution %v from KO answers only", s.LatencyMs, s.Distribution)
+	}
+	if got := figures(t, s.KOLatencyMs); fmt.Sprint(got) != fmt.Sprint([]float64{0.85, 0.85, 0.85, 0.85, 0.85, 0.85, 0.85}) {
+		t.Fatalf("KO latency %v", got)
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		LatencyMs map[string]any `json:"latencyMs"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.LatencyMs) != 7 {
+		t.Fatalf("latencyMs %v: want the seven fields", m.LatencyMs)
+	}
+	for k, v := range m.LatencyMs {
+		if v != nil {
+			t.Errorf("latencyMs.%s = %v, want null", k, v)
+		}
+	}
+	if pr := r.Progress(); pr.P99Ms != nil {
+		t.Errorf("progress p99 %v with no OK response", *pr.P99Ms)
+	}
+
+	// One OK answer later: the OK figures are its own, the KO ones unchanged.
+	r.Record(Result{Latency: 2 * time.Millisecond, OK: true, ServedBy: "a"})
+	s = r.Summary(start.Add(10 * time.Second))
+	if got := figures(t, s.LatencyMs); fmt.Sprint(got) != fmt.Sprint([]float64{2, 2, 2, 2, 2, 2, 2}) {
+		t.Fatalf("OK latency %v, want 2 ms", got)
+	}
+	if v, _ := s.KOLatencyMs.Get("max"); v != 0.85 {
+		t.Fatalf("KO max %v, want 0.85", v)
+	}
+}
+
+// TestRanges: Gatling's ranges on a fixed sample, the bounds exact (799.999 ms
+// is fast, 800 ms medium, 1200 ms slow) and KO failed whatever its time.
+func TestRanges(t *testing.T) {
+	start := time.Unix(0, 0)
+	r := NewRecorder(start)
+	rec := func(n int, d time.Duration, ok bool) {
+		for range n {
+			r.Record(Result{Latency: d, OK: ok, Error: map[bool]string{false: "status 500"}[ok]})
+		}
+	}
+	rec(5, time.Millisecond, true)
+	rec(1, 800*time.Millisecond-time.Microsecond, true)
+	rec(1, 800*time.Millisecond, true)
+	rec(1, 1200*time.Millisecond-time.Microsecond, true)
+	rec(1, 1200*time.Millisecond, true)
+	rec(2, 5*time.Second, true)
+	rec(3, time.Millisecond, false)
+	rec(2, 2*time.Second, false)
+	want := []Range{
+		{RangeFast, 6, 37.5},
+		{RangeMedium, 2, 12.5},
+		{RangeSlow, 3, 18.75},
+		{RangeFailed, 5, 31.25},
+	}
+	got := r.Summary(start.Add(time.Second)).Ranges
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("ranges %v\nwant   %v", got, want)
+	}
+	if got := Ranges([3]int64{}, 0); len(got) != 4 || got[0].Percentage != 0 || got[3].Name != "failed" {
+		t.Fatalf("ranges of nothing %v", got)
+	}
+	// Percentages round to two decimals: 1 of 3 is 33.33 %.
+	if got := Ranges([3]int64{1, 1, 1}, 0); got[0].Percentage != 33.33 {
+		t.Fatalf("1 of 3: %v", got)
 	}
 }
 
@@ -145,8 +265,11 @@ func TestRecordClampsAndIsConcurrent(t *testing.T) {
 	if s.Requests.Total != 4001 || s.ServedBy["x"] != 4000 {
 		t.Fatalf("summary %+v", s.Requests)
 	}
-	if s.LatencyMs.Min != 0.001 {
-		t.Fatalf("min %v, want clamped to 1 µs", s.LatencyMs.Min)
+	if v, _ := s.LatencyMs.Get("min"); v != 0.001 {
+		t.Fatalf("min %v, want clamped to 1 µs", v)
+	}
+	if v, _ := s.KOLatencyMs.Get("max"); v < 3_600_000 {
+		t.Fatalf("KO max %v ms, want clamped to an hour", v)
 	}
 }
 

@@ -5,17 +5,22 @@
 // It exits 0 iff GET http://127.0.0.1:<port><path> answers 2xx within the
 // timeout, else 1 (2 for bad flags). It is static and has no other dependency,
 // so it runs in FROM scratch images.
+//
+// It runs inside every service's container and inherits that service's
+// environment (PATH among it), so its variables carry a prefix:
+// HEALTHCHECKER_PORT, HEALTHCHECKER_PATH, HEALTHCHECKER_TIMEOUT.
 package main
 
 import (
 	"context"
-	"flag"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/goblog/goblog/healthchecker/internal/check"
+	"github.com/goblog/goblog/internal/conf"
 )
 
 func main() {
@@ -23,23 +28,31 @@ func main() {
 }
 
 func run(args []string) int {
-	fs := flag.NewFlagSet("healthchecker", flag.ContinueOnError)
-	port := fs.Int("port", 0, "port on 127.0.0.1 to probe (required)")
-	path := fs.String("path", "/health", "path to GET")
-	timeout := fs.Duration("timeout", 2*time.Second, "time allowed for the whole check")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	var (
+		port    int
+		path    string
+		timeout time.Duration
+	)
+	s := conf.New("healthchecker", "Exits 0 iff GET http://127.0.0.1:<port><path> answers 2xx within the timeout, else 1: the HEALTHCHECK of every goblog image.")
+	s.EnvPrefix = "HEALTHCHECKER_"
+	s.Int(&port, "port", 0, "port on 127.0.0.1 to probe (required)", func(v int) error {
+		if v == 0 {
+			return errors.New("is required")
+		}
+		return conf.Between(1, 65535)(v)
+	})
+	s.String(&path, "path", "/health", "path to GET", func(v string) error {
+		if !strings.HasPrefix(v, "/") {
+			return errors.New("must start with /")
+		}
+		return nil
+	})
+	s.Duration(&timeout, "timeout", 2*time.Second, "time allowed for the whole check", conf.AtLeast(time.Millisecond))
+	if done, err := s.Parse(args); done || err != nil {
+		return s.ExitCode(err)
 	}
-	if *port <= 0 || *port > 65535 {
-		fmt.Fprintln(os.Stderr, "healthchecker: -port must be 1-65535")
-		return 2
-	}
-	if !strings.HasPrefix(*path, "/") || *timeout <= 0 {
-		fmt.Fprintln(os.Stderr, "healthchecker: -path must start with / and -timeout be positive")
-		return 2
-	}
-	url := fmt.Sprintf("http://127.0.0.1:%d%s", *port, *path)
-	if err := check.Run(context.Background(), url, *timeout); err != nil {
+	url := fmt.Sprintf("http://127.0.0.1:%d%s", port, path)
+	if err := check.Run(context.Background(), url, timeout); err != nil {
 		fmt.Fprintf(os.Stderr, "healthchecker: %s: %v\n", url, err)
 		return 1
 	}

@@ -3,47 +3,46 @@ package main
 
 import (
 	"context"
-	"flag"
-	"fmt"
 	"log/slog"
 	"net"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
-	"github.com/goblog/goblog/internal/envflag"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/goblog/goblog/internal/conf"
+	"github.com/goblog/goblog/internal/debugserve"
 	"github.com/goblog/goblog/internal/hostip"
 	"github.com/goblog/goblog/internal/httpserve"
 	"github.com/goblog/goblog/quotes-service/internal/quotes"
 )
 
-func main() {
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "quotes-service:", err)
-		os.Exit(1)
-	}
+// Config is everything quotes-service reads from flags and environment.
+type Config struct {
+	Listen      string
+	SelfDNS     string
+	Grace       time.Duration
+	DebugListen string
 }
 
-func run(args []string) error {
-	fs := flag.NewFlagSet("quotes-service", flag.ContinueOnError)
-	var envErrs []error
-	listen := envflag.String(fs, "listen", "LISTEN_ADDR", ":8080", "address to serve on")
-	dnsName := envflag.String(fs, "self-dns", "SELF_DNS", "tasks.quotes-service", "DNS name of this service's tasks, to find this task's stack address")
-	grace := envflag.Duration(fs, "grace", "SHUTDOWN_GRACE", 10*time.Second, "how long in-flight requests may finish on SIGTERM", &envErrs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if len(envErrs) > 0 {
-		return envErrs[0]
-	}
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", "quotes-service")
+// load reads the configuration from args and the environment; done is true
+// when -h or -version was handled.
+func load(args []string) (Config, *conf.Set, bool, error) {
+	var c Config
+	s := conf.New("quotes-service", "Serves quotes (GET /api/quote?strength=N) that name the task that served them.")
+	s.String(&c.Listen, "listen", ":8080", "address to serve on", conf.HostPort)
+	s.String(&c.SelfDNS, "self-dns", "tasks.quotes-service", "DNS name of this service's tasks, to find this task's stack address")
+	s.Duration(&c.Grace, "shutdown-grace", 10*time.Second, "how long in-flight requests may finish on SIGTERM", conf.AtLeast(time.Millisecond))
+	debugserve.AddFlag(s, &c.DebugListen)
+	done, err := s.Parse(args)
+	return c, s, done, err
+}
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
+func main() { conf.Main(load, run) }
 
+func run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	host, _ := os.Hostname()
-	self := hostip.Config{Name: *dnsName, Attempts: 1}
+	self := hostip.Config{Name: cfg.SelfDNS, Attempts: 1}
 	found := hostip.Discover(ctx, self)
 	ip := found.IP
 	if ip == "" {
@@ -51,10 +50,7 @@ func run(args []string) error {
 	}
 	logger.Info("own address", "ip", ip, "matched", found.Matched, "how", found.Reason)
 
-	_, port, err := net.SplitHostPort(*listen)
-	if err != nil {
-		return fmt.Errorf("-listen %q: %w", *listen, err)
-	}
+	_, port, _ := net.SplitHostPort(cfg.Listen) // checked by conf.HostPort
 	h := quotes.NewHandler(host + "/" + ip + ":" + port)
 	if !found.Matched {
 		// Swarm puts a task in DNS once it is healthy; confirm the address then.
@@ -66,5 +62,8 @@ func run(args []string) error {
 			logger.Info("address confirmed", "ip", r.IP, "how", r.Reason)
 		})
 	}
-	return httpserve.Run(ctx, httpserve.New(*listen, h), *grace, logger)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return httpserve.Run(ctx, httpserve.New(cfg.Listen, h), cfg.Grace, logger) })
+	g.Go(func() error { return debugserve.Run(ctx, cfg.DebugListen, logger) })
+	return g.Wait()
 }

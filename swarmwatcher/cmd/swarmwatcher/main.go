@@ -6,16 +6,9 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"os/signal"
-	"strconv"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/docker/docker/client"
@@ -23,6 +16,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/goblog/goblog/internal/conf"
+	"github.com/goblog/goblog/internal/debugserve"
+	"github.com/goblog/goblog/internal/httpserve"
+	"github.com/goblog/goblog/internal/jsonhttp"
 	"github.com/goblog/goblog/swarmwatcher/internal/probe"
 	"github.com/goblog/goblog/swarmwatcher/internal/server"
 	"github.com/goblog/goblog/swarmwatcher/internal/swarm"
@@ -43,162 +40,69 @@ type Config struct {
 	History          int
 	Networks         []string
 	Webhooks         []string
-	LogFormat        string
+	Grace            time.Duration
+	DebugListen      string
 }
 
-// Validate reports settings that cannot work, all at once.
+// Validate reports what the flags' own checks cannot: settings that must
+// agree with each other, all at once.
 func (c Config) Validate() error {
 	var errs []error
-	if c.Listen == "" {
-		errs = append(errs, errors.New("-listen is empty"))
-	}
-	for name, d := range map[string]time.Duration{"-interval": c.Interval, "-api-timeout": c.APITimeout, "-probe-interval": c.ProbeInterval, "-probe-timeout": c.ProbeTimeout} {
-		if d <= 0 {
-			errs = append(errs, fmt.Errorf("%s must be positive, got %s", name, d))
-		}
-	}
-	if c.Debounce < 0 {
-		errs = append(errs, fmt.Errorf("-debounce must not be negative, got %s", c.Debounce))
-	}
-	if c.ProbeTimeout > c.ProbeInterval && c.ProbeInterval > 0 {
-		errs = append(errs, fmt.Errorf("-probe-timeout %s is longer than -probe-interval %s", c.ProbeTimeout, c.ProbeInterval))
-	}
-	if c.Rise < 1 || c.Fall < 1 {
-		errs = append(errs, fmt.Errorf("-rise and -fall must be at least 1, got %d and %d", c.Rise, c.Fall))
-	}
-	if c.History < 1 || c.History > 1000 {
-		errs = append(errs, fmt.Errorf("-history must be 1…1000, got %d", c.History))
-	}
-	if c.ProbeConcurrency < 1 {
-		errs = append(errs, fmt.Errorf("-probe-concurrency must be at least 1, got %d", c.ProbeConcurrency))
+	if c.ProbeTimeout > c.ProbeInterval {
+		errs = append(errs, fmt.Errorf("-probe-timeout [PROBE_TIMEOUT] %s is longer than -probe-interval [PROBE_INTERVAL] %s", c.ProbeTimeout, c.ProbeInterval))
 	}
 	for _, n := range c.Networks {
 		if n == "ingress" {
-			errs = append(errs, errors.New("-network ingress: the ingress network carries no task addresses"))
+			errs = append(errs, errors.New("-network [NETWORK] ingress: the ingress network carries no task addresses"))
 		}
-	}
-	if c.LogFormat != "json" && c.LogFormat != "text" {
-		errs = append(errs, fmt.Errorf("-log-format must be json or text, got %q", c.LogFormat))
 	}
 	return errors.Join(errs...)
 }
 
-// env returns the variable or def.
-func env(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok && v != "" {
-		return v
-	}
-	return def
-}
-
-// parseConfig reads flags with environment fallbacks: the flag wins.
-func parseConfig(args []string, stderr io.Writer) (Config, error) {
-	fs := flag.NewFlagSet("swarmwatcher", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, `Usage: swarmwatcher [flags]
-
-Watches the swarm of the Docker engine at DOCKER_HOST (default: the local
+const summary = `Watches the swarm of the Docker engine at DOCKER_HOST (default: the local
 socket; DOCKER_TLS_VERIFY and DOCKER_CERT_PATH are honoured), probes every task
 of each service labelled swarmwatcher.port=<port> (optional
 swarmwatcher.path=/health) and serves:
   /              live health page          /api/services  JSON
   /api/sd        Prometheus HTTP SD        /api/events    server-sent events
   /health        200 unless data is stale  /metrics       Prometheus metrics
-  /-/live        200 while serving (the container HEALTHCHECK)
+  /-/live        200 while serving (the container HEALTHCHECK)`
 
-Every flag can also be set by the environment variable in brackets.
-
-`)
-		fs.PrintDefaults()
-	}
+// load reads the configuration from args and the environment; done is true
+// when -h or -version was handled.
+func load(args []string) (Config, *conf.Set, bool, error) {
 	var (
-		cfg                            Config
-		networks, webhooks             string
-		interval, debounce, apiTimeout string
-		probeInterval, probeTimeout    string
-		rise, fall, history, conc      string
+		cfg      Config
+		webhooks string
 	)
-	fs.StringVar(&cfg.Listen, "listen", env("WATCHER_LISTEN", ":6969"), "address to serve on [WATCHER_LISTEN]")
-	fs.StringVar(&interval, "interval", env("WATCHER_INTERVAL", "5s"), "backstop re-list period; engine events trigger re-lists sooner [WATCHER_INTERVAL]")
-	fs.StringVar(&debounce, "debounce", env("WATCHER_DEBOUNCE", "200ms"), "wait after an engine event before re-listing, to coalesce bursts [WATCHER_DEBOUNCE]")
-	fs.StringVar(&apiTimeout, "api-timeout", env("WATCHER_API_TIMEOUT", "5s"), "deadline of each Docker Engine API call [WATCHER_API_TIMEOUT]")
-	fs.StringVar(&probeInterval, "probe-interval", env("WATCHER_PROBE_INTERVAL", "2s"), "period of health probes [WATCHER_PROBE_INTERVAL]")
-	fs.StringVar(&probeTimeout, "probe-timeout", env("WATCHER_PROBE_TIMEOUT", "1s"), "deadline of one probe [WATCHER_PROBE_TIMEOUT]")
-	fs.StringVar(&conc, "probe-concurrency", env("WATCHER_PROBE_CONCURRENCY", "64"), "probes in flight at most [WATCHER_PROBE_CONCURRENCY]")
-	fs.StringVar(&rise, "rise", env("WATCHER_RISE", "1"), "passing probes in a row before a task is passing (Consul's success_before_passing) [WATCHER_RISE]")
-	fs.StringVar(&fall, "fall", env("WATCHER_FALL", "2"), "failed probes in a row before a task is critical (Consul's failures_before_critical) [WATCHER_FALL]")
-	fs.StringVar(&history, "history", env("WATCHER_HISTORY", "20"), "probe results kept per task for the page [WATCHER_HISTORY]")
-	fs.StringVar(&networks, "network", env("WATCHER_NETWORK", ""), "comma-separated overlay network names or IDs to take task addresses from; default: the watcher's own overlay networks, else goblog_net [WATCHER_NETWORK]")
-	fs.StringVar(&webhooks, "webhooks", env("WEBHOOK_URLS", ""), "comma-separated URLs that receive a POST of every change [WEBHOOK_URLS]")
-	fs.StringVar(&cfg.LogFormat, "log-format", env("WATCHER_LOG_FORMAT", "json"), "json or text [WATCHER_LOG_FORMAT]")
-	if err := fs.Parse(args); err != nil {
-		return Config{}, err
+	positive := conf.AtLeast(time.Millisecond)
+	s := conf.New("swarmwatcher", summary)
+	s.String(&cfg.Listen, "listen", ":6969", "address to serve on", conf.HostPort)
+	s.Duration(&cfg.Interval, "interval", 5*time.Second, "backstop re-list period; engine events trigger re-lists sooner", positive)
+	s.Duration(&cfg.Debounce, "debounce", 200*time.Millisecond, "wait after an engine event before re-listing, to coalesce bursts", conf.AtLeast(time.Duration(0)))
+	s.Duration(&cfg.APITimeout, "api-timeout", 5*time.Second, "deadline of each Docker Engine API call", positive)
+	s.Duration(&cfg.ProbeInterval, "probe-interval", 2*time.Second, "period of health probes", positive)
+	s.Duration(&cfg.ProbeTimeout, "probe-timeout", time.Second, "deadline of one probe", positive)
+	s.Int(&cfg.ProbeConcurrency, "probe-concurrency", 64, "probes in flight at most", conf.AtLeast(1))
+	s.Int(&cfg.Rise, "rise", 1, "passing probes in a row before a task is passing (Consul's success_before_passing)", conf.AtLeast(1))
+	s.Int(&cfg.Fall, "fall", 2, "failed probes in a row before a task is critical (Consul's failures_before_critical)", conf.AtLeast(1))
+	s.Int(&cfg.History, "history", 20, "probe results kept per task for the page", conf.Between(1, 1000))
+	s.List(&cfg.Networks, "network", nil, "overlay network names or IDs to take task addresses from; default: the watcher's own overlay networks, else goblog_net")
+	s.String(&webhooks, "webhook-urls", "", "comma-separated URLs that receive a POST of every change", func(v string) error {
+		_, err := webhook.ParseURLs(v)
+		return err
+	})
+	s.Duration(&cfg.Grace, "shutdown-grace", 5*time.Second, "how long in-flight requests may finish on SIGTERM (event streams end at once)", positive)
+	debugserve.AddFlag(s, &cfg.DebugListen)
+	done, err := s.Parse(args)
+	if done || err != nil {
+		return cfg, s, done, err
 	}
-	if fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
-	}
-	var errs []error
-	dur := func(name, v string) time.Duration {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("-%s %q: not a duration (like 2s or 500ms)", name, v))
-		}
-		return d
-	}
-	num := func(name, v string) int {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("-%s %q: not a whole number", name, v))
-		}
-		return n
-	}
-	cfg.Interval = dur("interval", interval)
-	cfg.Debounce = dur("debounce", debounce)
-	cfg.APITimeout = dur("api-timeout", apiTimeout)
-	cfg.ProbeInterval = dur("probe-interval", probeInterval)
-	cfg.ProbeTimeout = dur("probe-timeout", probeTimeout)
-	cfg.ProbeConcurrency = num("probe-concurrency", conc)
-	cfg.Rise = num("rise", rise)
-	cfg.Fall = num("fall", fall)
-	cfg.History = num("history", history)
-	for _, n := range strings.Split(networks, ",") {
-		if n = strings.TrimSpace(n); n != "" {
-			cfg.Networks = append(cfg.Networks, n)
-		}
-	}
-	urls, err := webhook.ParseURLs(webhooks)
-	if err != nil {
-		errs = append(errs, fmt.Errorf("-webhooks: %w", err))
-	}
-	cfg.Webhooks = urls
-	if len(errs) > 0 {
-		return Config{}, errors.Join(errs...)
-	}
-	return cfg, cfg.Validate()
+	cfg.Webhooks, _ = webhook.ParseURLs(webhooks) // checked above
+	return cfg, s, false, cfg.Validate()
 }
 
-func main() {
-	cfg, err := parseConfig(os.Args[1:], os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(0)
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "swarmwatcher: %v\n", err)
-		os.Exit(2)
-	}
-	var handler slog.Handler = slog.NewJSONHandler(os.Stderr, nil)
-	if cfg.LogFormat == "text" {
-		handler = slog.NewTextHandler(os.Stderr, nil)
-	}
-	log := slog.New(handler)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg, log); err != nil {
-		log.Error("swarmwatcher stopped", "err", err)
-		os.Exit(1)
-	}
-}
+func main() { conf.Main(load, run) }
 
 func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	docker, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
@@ -236,18 +140,11 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.Handle("/", server.Handler(server.Config{Gatherer: reg, Logger: log}, w))
 	mux.HandleFunc("GET /-/live", func(rw http.ResponseWriter, _ *http.Request) {
-		rw.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(rw, `{"status":"UP"}`+"\n")
+		jsonhttp.Write(rw, http.StatusOK, map[string]string{"status": "UP"})
 	})
-	srv := &http.Server{
-		Addr:              cfg.Listen,
-		Handler:           mux,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      30 * time.Second, // the event stream extends its own per write
-		IdleTimeout:       60 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	// The event stream is long-lived: no WriteTimeout, a deadline per write
+	// and an end at shutdown instead.
+	srv := httpserve.New(cfg.Listen, mux, httpserve.Streaming(httpserve.StreamConfig{}, "/api/events"))
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return w.Run(ctx) })
@@ -259,24 +156,10 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		g.Go(func() error { return d.Run(ctx) })
 		g.Go(func() error { return forward(ctx, w, d, log) })
 	}
-	g.Go(func() error {
-		log.Info("serving", "listen", cfg.Listen, "interval", cfg.Interval.String(), "probeInterval", cfg.ProbeInterval.String(),
-			"probeTimeout", cfg.ProbeTimeout.String(), "rise", cfg.Rise, "fall", cfg.Fall, "networks", cfg.Networks, "webhooks", len(cfg.Webhooks))
-		if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serve: %w", err)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		// Event streams never end by themselves: close them after the grace.
-		if err := srv.Shutdown(sctx); err != nil {
-			_ = srv.Close()
-		}
-		return nil
-	})
+	log.Info("serving", "listen", cfg.Listen, "interval", cfg.Interval.String(), "probeInterval", cfg.ProbeInterval.String(),
+		"probeTimeout", cfg.ProbeTimeout.String(), "rise", cfg.Rise, "fall", cfg.Fall, "networks", cfg.Networks, "webhooks", len(cfg.Webhooks))
+	g.Go(func() error { return httpserve.Run(ctx, srv, cfg.Grace, log) })
+	g.Go(func() error { return debugserve.Run(ctx, cfg.DebugListen, log) })
 	return g.Wait()
 }
 
