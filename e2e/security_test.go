@@ -155,13 +155,13 @@ func TestBrokerRefusesGuest(t *testing.T) {
 	t.Logf("from the host: guest refused (%v)", err)
 
 	netName := Stack + "_net"
-	if got := probe(t, netName, map[string]string{"AMQP_URL": "amqp://guest:guest@rabbitmq:5672/"}, "amqp-login"); !strings.HasPrefix(got, "refused:") {
+	if got := probe(t, netName, map[string]string{"AMQP_URL": "amqp://guest:guest@rabbitmq:5672/"}, "-check", "amqp-login"); !strings.HasPrefix(got, "refused:") {
 		t.Fatalf("guest/guest from a container on %s: %q, want refused", netName, got)
 	} else {
 		t.Logf("from %s: guest %s", netName, got)
 	}
 	pub := "amqp://" + creds["GOBLOG_AMQP_PUBLISHER_USER"] + ":" + creds["GOBLOG_AMQP_PUBLISHER_PASSWORD"] + "@rabbitmq:5672/"
-	if got := probe(t, netName, map[string]string{"AMQP_URL": pub}, "amqp-login"); got != "ok" {
+	if got := probe(t, netName, map[string]string{"AMQP_URL": pub}, "-check", "amqp-login"); got != "ok" {
 		t.Fatalf("the publisher from a container on %s: %q, want ok", netName, got)
 	}
 }
@@ -392,7 +392,7 @@ func TestSocketProxyIsReadOnly(t *testing.T) {
 		{"POST", "/v1.41/containers/create", "403"},
 		{"GET", "/v1.41/secrets", "403"},
 	} {
-		if got := probe(t, netName, nil, "http", tc.method, "http://socketproxy:2375"+tc.path); got != tc.want {
+		if got := probe(t, netName, nil, "-check", "http", "-method", tc.method, "-url", "http://socketproxy:2375"+tc.path); got != tc.want {
 			t.Errorf("%s %s through the proxy: %s, want %s", tc.method, tc.path, got, tc.want)
 		}
 	}

@@ -1,15 +1,17 @@
 // Command probe is what the e2e tests run inside a container on a stack network, to see the
 // stack as a neighbour does:
 //
-//	probe amqp-login            log in to the broker at $AMQP_URL (from the environment, never
-//	                            an argument); prints "ok" or "refused: …"
-//	probe http METHOD URL       one request; prints the status code
+//	probe -check amqp-login                   log in to the broker at -amqp-url (give it as
+//	                                          AMQP_URL in the environment, not as an argument);
+//	                                          prints "ok" or "refused: …"
+//	probe -check http -method M -url URL      one request; prints the status code
 //
-// Exit status 0 when the probe ran (whatever it found), 1 when it could not, 2 on bad usage.
+// Exit status 0 when the probe ran (whatever it found), 1 when it could not, 2 on bad settings.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,6 +19,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/goblog/goblog/internal/conf"
 )
 
 func main() {
@@ -24,14 +28,24 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	switch {
-	case len(args) == 1 && args[0] == "amqp-login":
-		url := os.Getenv("AMQP_URL")
-		if url == "" {
-			fmt.Fprintln(stderr, "probe: AMQP_URL is not set")
-			return 2
+	var check, amqpURL, method, url string
+	var timeout time.Duration
+	s := conf.New("probe", "Looks at the stack from a container on one of its networks (e2e tests).")
+	s.Stdout, s.Stderr = stdout, stderr
+	s.Enum(&check, "check", "amqp-login", []string{"amqp-login", "http"}, "what to probe")
+	s.String(&amqpURL, "amqp-url", "", "the broker, for -check amqp-login")
+	s.String(&method, "method", http.MethodGet, "request method, for -check http")
+	s.String(&url, "url", "", "request URL, for -check http")
+	s.Duration(&timeout, "timeout", 10*time.Second, "deadline of the probe")
+	if done, err := s.Parse(args); done || err != nil {
+		return s.ExitCode(err)
+	}
+	switch check {
+	case "amqp-login":
+		if amqpURL == "" {
+			return s.ExitCode(errors.New("-amqp-url (AMQP_URL) is empty"))
 		}
-		conn, err := amqp.DialConfig(url, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
+		conn, err := amqp.DialConfig(amqpURL, amqp.Config{Dial: amqp.DefaultDial(timeout)})
 		if err != nil {
 			fmt.Fprintln(stdout, "refused:", err)
 			return 0
@@ -39,13 +53,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		_ = conn.Close()
 		fmt.Fprintln(stdout, "ok")
 		return 0
-	case len(args) == 3 && args[0] == "http":
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	default:
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
-		req, err := http.NewRequestWithContext(ctx, args[1], args[2], nil)
-		if err != nil {
-			fmt.Fprintln(stderr, "probe:", err)
-			return 2
+		req, err := http.NewRequestWithContext(ctx, method, url, nil)
+		if err != nil || url == "" {
+			return s.ExitCode(fmt.Errorf("-method %q -url %q: %v", method, url, err))
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -57,6 +70,4 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, resp.StatusCode)
 		return 0
 	}
-	fmt.Fprintln(stderr, "usage: probe amqp-login | probe http METHOD URL")
-	return 2
 }
