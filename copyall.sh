@@ -119,7 +119,12 @@ if [[ $down -eq 1 ]]; then
     rm -f "$BROKER_ENV"
     say "removed the broker's secrets and $BROKER_ENV; the next deploy makes new credentials"
   else
-    say "kept the broker's credentials (secrets ${BROKER_SECRETS[*]}, $BROKER_ENV); --purge removes them"
+    kept=()
+    for s in "${BROKER_SECRETS[@]}"; do docker secret inspect "$s" >/dev/null 2>&1 && kept+=("$s"); done
+    [[ -e "$BROKER_ENV" ]] && kept+=("$BROKER_ENV")
+    if [[ ${#kept[@]} -gt 0 ]]; then
+      say "kept the broker's credentials (${kept[*]}) for the next deploy; --purge removes them"
+    fi
   fi
   self_id=$(docker info --format '{{.Swarm.NodeID}}')
   created=$(docker node inspect --format "{{index .Spec.Labels \"$CREATED_LABEL\"}}" "$self_id" 2>/dev/null || true)
