@@ -10,7 +10,9 @@ package e2e
 // (what the watcher-fed edge must do better), never wall-clock time.
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,6 +25,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/goblog/goblog/swarmwatcher/api"
 )
 
 const (
@@ -154,16 +158,10 @@ func (r *discRig) watcherServices() ([]discService, error) {
 	return list, err
 }
 
-type discService struct {
-	Name  string     `json:"name"`
-	Tasks []discTask `json:"tasks"`
-}
-
-type discTask struct {
-	ID      string `json:"id"`
-	Address string `json:"address"`
-	Health  string `json:"health"`
-}
+type (
+	discService = api.Service
+	discTask    = api.Task
+)
 
 // passing returns the passing tasks of service, by address.
 func (r *discRig) passing(service string) (map[string]string, error) {
@@ -382,23 +380,24 @@ func (r *discRig) rollingExperiment(t *testing.T) rollResult {
 }
 
 type hookRecord struct {
-	ReceivedAt time.Time `json:"receivedAt"`
-	Body       struct {
-		Type    string `json:"type"`
-		Service string `json:"service"`
-		At      string `json:"at"`
-		Task    *struct {
-			ID     string `json:"id"`
-			Health string `json:"health"`
-		} `json:"task"`
-	} `json:"body"`
+	ReceivedAt time.Time  `json:"receivedAt"`
+	Body       api.Change `json:"body"`
+	// The raw body and the Standard Webhooks headers, for the signature check.
+	Raw       []byte `json:"raw"`
+	ID        string `json:"webhookId"`
+	Timestamp string `json:"webhookTimestamp"`
+	Signature string `json:"webhookSignature"`
 }
+
+// discHookSecret signs the watcher's webhooks during the experiment.
+var discHookSecret = "whsec_" + base64.StdEncoding.EncodeToString([]byte("goblog e2e webhook signing key 32"))
 
 // webhookExperiment runs the receiver as a container on the stack network,
 // points the watcher's WEBHOOK_URLS at it, and scales accountservice up by
 // one and back.
 func (r *discRig) webhookExperiment(t *testing.T) string {
 	hookURL := r.startHookRecorder(t)
+	r.setEnv(t, discWatcher, "WEBHOOK_SECRET", discHookSecret)
 	r.setEnv(t, discWatcher, "WEBHOOK_URLS", "http://"+discHookName+":8080/hook")
 	base := r.waitPassing(t, discAccount, discReplicas, nil)
 
@@ -415,7 +414,7 @@ func (r *discRig) webhookExperiment(t *testing.T) string {
 		return h.Body.Service == discAccount && h.Body.Type == "task-added" && h.Body.Task != nil && h.Body.Task.ID == newID
 	})
 	passing := r.waitHook(t, hookURL, func(h hookRecord) bool {
-		return h.Body.Service == discAccount && h.Body.Task != nil && h.Body.Task.ID == newID && h.Body.Task.Health == "passing"
+		return h.Body.Service == discAccount && h.Body.Task != nil && h.Body.Task.ID == newID && h.Body.Task.Health == api.HealthPassing
 	})
 
 	downAt := time.Now()
@@ -431,15 +430,58 @@ func (r *discRig) webhookExperiment(t *testing.T) string {
 		return h.Body.Service == discAccount && h.Body.Type == "task-removed" && h.Body.Task != nil && h.Body.Task.ID == goneID
 	})
 
+	verified := verifyHooks(t, r.hooks(t, hookURL))
+
 	delays := []time.Duration{}
 	for _, h := range []hookRecord{added, passing, removed} {
 		if at, err := time.Parse(time.RFC3339Nano, h.Body.At); err == nil {
 			delays = append(delays, h.ReceivedAt.Sub(at))
 		}
 	}
-	return fmt.Sprintf("task-added %v after scale-up, passing %v after, task-removed %v after scale-down; delivery delay (event at → received) %v",
+	return fmt.Sprintf("task-added %v after scale-up, passing %v after, task-removed %v after scale-down; delivery delay (event at → received) %v; signatures verified by Python: %s",
 		added.ReceivedAt.Sub(upAt).Round(time.Millisecond), passing.ReceivedAt.Sub(upAt).Round(time.Millisecond),
-		removed.ReceivedAt.Sub(downAt).Round(time.Millisecond), delays)
+		removed.ReceivedAt.Sub(downAt).Round(time.Millisecond), delays, verified)
+}
+
+// hooks returns what the recorder has received.
+func (r *discRig) hooks(t *testing.T, url string) []hookRecord {
+	t.Helper()
+	resp, err := r.client.Get(url + "/received")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var recs []hookRecord
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&recs); err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+// verifyHooks checks every signed delivery with an implementation that
+// shares no code with the watcher (Python's hmac and hashlib) and returns
+// its verdict.
+func verifyHooks(t *testing.T, recs []hookRecord) string {
+	t.Helper()
+	var deliveries []map[string]string
+	for _, h := range recs {
+		if h.Signature == "" {
+			continue // sent before WEBHOOK_SECRET took effect
+		}
+		deliveries = append(deliveries, map[string]string{"id": h.ID, "timestamp": h.Timestamp, "signature": h.Signature,
+			"body_b64": base64.StdEncoding.EncodeToString(h.Raw)})
+	}
+	if len(deliveries) == 0 {
+		t.Fatal("no signed webhook received")
+	}
+	in, _ := json.Marshal(map[string]any{"secret": discHookSecret, "deliveries": deliveries, "tolerance": 300})
+	cmd := exec.Command("python3", filepath.Join(RepoRoot, "swarmwatcher/internal/webhook/testdata/verify_signature.py"))
+	cmd.Stdin = bytes.NewReader(in)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("webhook signatures: %s (%v)", out, err)
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // startHookRecorder builds the receiver's image, runs it on the stack
@@ -504,7 +546,7 @@ func (r *discRig) waitHook(t *testing.T, url string, match func(hookRecord) bool
 	}
 	var seen []string
 	for _, h := range recs {
-		seen = append(seen, h.Body.Type+" "+h.Body.Service)
+		seen = append(seen, string(h.Body.Type)+" "+h.Body.Service)
 	}
 	t.Fatalf("no matching webhook within 90s; received %d: %v", len(recs), seen)
 	return hookRecord{}

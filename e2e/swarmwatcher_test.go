@@ -31,29 +31,16 @@ import (
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
+
+	"github.com/goblog/goblog/swarmwatcher/api"
 )
 
-type swTask struct {
-	ID           string `json:"id"`
-	Slot         int    `json:"slot"`
-	Node         string `json:"node"`
-	State        string `json:"state"`
-	DesiredState string `json:"desiredState"`
-	Address      string `json:"address"`
-	Port         int    `json:"port"`
-	Health       string `json:"health"`
-	LastCheck    string `json:"lastCheck"`
-}
-
-type swService struct {
-	ID       string `json:"id"`
-	Name     string `json:"name"`
-	Replicas struct {
-		Desired int `json:"desired"`
-		Running int `json:"running"`
-	} `json:"replicas"`
-	Tasks []swTask `json:"tasks"`
-}
+// The watcher's wire shapes come from its API package, never mirrored here.
+type (
+	swTask    = api.Task
+	swService = api.Service
+	swChange  = api.Change
+)
 
 // swServices reads /api/services of the watcher at base.
 func swServices(base string) (map[string]swService, error) {
@@ -141,14 +128,6 @@ func swSubscribe(t *testing.T, base string) <-chan swEvent {
 	return ch
 }
 
-// swChange decodes a change event's data.
-type swChange struct {
-	Type    string  `json:"type"`
-	Service string  `json:"service"`
-	Task    *swTask `json:"task"`
-	At      string  `json:"at"`
-}
-
 // swWaitPassing waits until the watcher lists n running tasks of svc, all passing.
 func swWaitPassing(t *testing.T, base, svc string, n int) time.Duration {
 	t.Helper()
@@ -161,7 +140,7 @@ func swWaitPassing(t *testing.T, base, svc string, n int) time.Duration {
 		passing := 0
 		var hs []string
 		for _, t := range run {
-			hs = append(hs, t.Address+"="+t.Health)
+			hs = append(hs, t.Address+"="+string(t.Health))
 			if t.Health == "passing" {
 				passing++
 			}
@@ -493,7 +472,7 @@ func TestWatcherSeesAnUnhealthyReplicaCriticalBeforeSwarmReplacesIt(t *testing.T
 			if json.Unmarshal([]byte(ev.Data), &c) != nil || c.Task == nil || c.Task.ID != victim {
 				continue
 			}
-			sequence = append(sequence, ev.Event+":"+c.Task.Health)
+			sequence = append(sequence, ev.Event+":"+string(c.Task.Health))
 			if ev.Event == "health-changed" && c.Task.Health == "critical" && criticalAfter == 0 {
 				criticalAfter = ev.At.Sub(flippedAt)
 			}

@@ -1,6 +1,7 @@
 // Command hookrecorder is the webhook receiver of the end-to-end tests: it
-// records every POST /hook body with the time it arrived and hands the list
-// back on GET /received. The discovery e2e test builds it into a scratch
+// records every POST /hook body (parsed and raw) with its Standard Webhooks
+// headers and the time it arrived, and hands the list back on GET /received;
+// the test verifies the signatures with an independent implementation. The discovery e2e test builds it into a scratch
 // image and runs it as a container on the stack's attachable network, where
 // the swarmwatcher reaches it by name.
 package main
@@ -28,6 +29,12 @@ type record struct {
 	ReceivedAt string          `json:"receivedAt"` // RFC 3339 with nanoseconds
 	Delivery   string          `json:"delivery"`   // X-Swarmwatcher-Delivery
 	Body       json.RawMessage `json:"body"`
+	// Raw is the body exactly as received (base64 in JSON): a signature is
+	// over these bytes, which Body's re-encoding may not keep.
+	Raw       []byte `json:"raw"`
+	ID        string `json:"webhookId,omitempty"`
+	Timestamp string `json:"webhookTimestamp,omitempty"`
+	Signature string `json:"webhookSignature,omitempty"`
 }
 
 type recorder struct {
@@ -45,7 +52,8 @@ func (rc *recorder) hook(w http.ResponseWriter, r *http.Request) {
 		jsonhttp.WriteError(w, http.StatusBadRequest, "want a JSON body")
 		return
 	}
-	rec := record{ReceivedAt: time.Now().UTC().Format(time.RFC3339Nano), Delivery: r.Header.Get("X-Swarmwatcher-Delivery"), Body: body}
+	rec := record{ReceivedAt: time.Now().UTC().Format(time.RFC3339Nano), Delivery: r.Header.Get("X-Swarmwatcher-Delivery"), Body: body,
+		Raw: body, ID: r.Header.Get("webhook-id"), Timestamp: r.Header.Get("webhook-timestamp"), Signature: r.Header.Get("webhook-signature")}
 	rc.mu.Lock()
 	if len(rc.recs) >= maxKept {
 		rc.recs = append(rc.recs[:0], rc.recs[1:]...)

@@ -19,7 +19,6 @@ import (
 var binaries = map[string]struct{ env, bad, prog string }{
 	"accountservice/cmd/accountservice": {env: "QUOTE_STRENGTH", bad: "11"},
 	"deploy/cmd/stackwait":              {env: "TIMEOUT", bad: "soon"},
-	"discoverytoken/cmd/turbine":        {env: "EMIT_INTERVAL", bad: "1"},
 	"e2e/probe":                         {env: "CHECK", bad: "bogus"},
 	"e2e/hookrecorder":                  {env: "LISTEN", bad: "8080"},
 	"edge/cmd/edge":                     {env: "EDGE_DISCOVERY", bad: "dns"},
@@ -31,7 +30,7 @@ var binaries = map[string]struct{ env, bad, prog string }{
 	"quotes-service/cmd/quotes-service": {env: "SHUTDOWN_GRACE", bad: "10"},
 	"socketproxy/cmd/socketproxy":       {env: "MAX_IN_FLIGHT", bad: "many"},
 	"swarmwatcher/cmd/swarmwatcher":     {env: "PROBE_INTERVAL", bad: "1"},
-	"turbine/cmd/turbine":               {env: "EMIT_INTERVAL", bad: "1"}, // turbine's home after the layout change
+	"turbine/cmd/turbine":               {env: "EMIT_INTERVAL", bad: "1"},
 }
 
 // goTool runs the go command in the module root.

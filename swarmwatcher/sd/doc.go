@@ -27,6 +27,14 @@
 // reconnects with backoff and re-reads the snapshot. go-kit's Endpointer
 // keeps serving its last endpoints on such an event.
 //
+// Most callers want all of it at once: [NewDiscovery] returns an
+// http.RoundTripper that owns an Instancer and a [Transport] (round robin,
+// one retry on another task for a request lbclient.Replayable allows) and
+// ends both with one Close; the edge and accountservice use it.
+//
+// The JSON it reads is declared in package
+// github.com/goblog/goblog/swarmwatcher/api, which the watcher writes.
+//
 // [Subset] implements the deterministic subsetting of Google's SRE book
 // ("Load Balancing in the Datacenter"); set Config.Subset to apply it.
 package sd

@@ -6,9 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"reflect"
 	"sort"
@@ -20,7 +20,9 @@ import (
 
 	kitsd "github.com/go-kit/kit/sd"
 
+	"github.com/goblog/goblog/internal/backoff"
 	"github.com/goblog/goblog/internal/sse"
+	"github.com/goblog/goblog/swarmwatcher/api"
 )
 
 // Errors an Instancer reports in sd.Event.Err (wrapped); the event still
@@ -60,8 +62,9 @@ type Config struct {
 	// IdleTimeout: a feed that sends nothing, not even its 15 s keepalive,
 	// for this long is lost. Default 45 s.
 	IdleTimeout time.Duration
-	// MinBackoff and MaxBackoff bound the reconnect delay, which doubles per
-	// failed attempt and is jittered down by up to half. Defaults 250 ms, 10 s.
+	// MinBackoff and MaxBackoff bound the reconnect delay (the project's
+	// backoff: doubling per failed attempt, jittered down by up to half).
+	// Defaults 250 ms, 10 s.
 	MinBackoff, MaxBackoff time.Duration
 	// Sleep waits d or until ctx ends (then it returns ctx.Err()). Tests
 	// inject it; default a timer.
@@ -103,7 +106,7 @@ func (c *Config) setDefaults() (ownClient bool) {
 		c.MaxBackoff = c.MinBackoff
 	}
 	if c.Sleep == nil {
-		c.Sleep = sleep
+		c.Sleep = backoff.Sleep
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -149,8 +152,8 @@ type Instancer struct {
 
 	malformed atomic.Uint64
 	// model of the watcher's view; owned by the run goroutine.
-	services map[string]map[string]Task
-	stale    *Status
+	services map[string]map[string]api.Task
+	stale    *api.Status
 
 	ready    chan struct{}
 	readyOne sync.Once
@@ -291,45 +294,21 @@ func copyEvent(e kitsd.Event) kitsd.Event {
 
 func (in *Instancer) run(ctx context.Context) {
 	defer close(in.done)
-	attempt := 0
+	b := &backoff.Backoff{Min: in.cfg.MinBackoff, Max: in.cfg.MaxBackoff, Sleep: in.cfg.Sleep}
 	for {
 		gotSnapshot, err := in.follow(ctx)
 		if ctx.Err() != nil {
 			return
 		}
 		if gotSnapshot {
-			attempt = 0
+			b.Reset()
 		}
 		err = fmt.Errorf("swarmwatcher feed: %w", err)
-		in.log.Warn("discovery feed lost, keeping the last good set", "err", err, "retry", attempt)
+		in.log.Warn("discovery feed lost, keeping the last good set", "err", err, "retry", b.Attempt())
 		in.fail(err)
-		if in.cfg.Sleep(ctx, in.backoff(attempt)) != nil {
+		if !b.Wait(ctx) {
 			return
 		}
-		attempt++
-	}
-}
-
-// backoff returns the delay before reconnect attempt n (0-based): MinBackoff
-// doubled n times, capped at MaxBackoff, then jittered into [d/2, d].
-func (in *Instancer) backoff(n int) time.Duration {
-	d := in.cfg.MinBackoff
-	for i := 0; i < n && d < in.cfg.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, in.cfg.MaxBackoff)
-	half := d / 2
-	return half + time.Duration(rand.Int64N(int64(d-half)+1))
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 
@@ -386,23 +365,23 @@ func (in *Instancer) follow(parent context.Context) (gotSnapshot bool, err error
 // an unreadable snapshot ends the connection; other bad events are skipped.
 func (in *Instancer) apply(ev sse.Event, gotSnapshot *bool) error {
 	switch ev.Name {
-	case "snapshot":
-		var list []Service
+	case api.EventSnapshot:
+		var list []api.Service
 		if err := json.Unmarshal(ev.Data, &list); err != nil {
 			in.malformed.Add(1)
 			return fmt.Errorf("unreadable snapshot: %w", err)
 		}
-		in.services = make(map[string]map[string]Task, len(list))
+		in.services = make(map[string]map[string]api.Task, len(list))
 		for _, s := range list {
-			tasks := make(map[string]Task, len(s.Tasks))
+			tasks := make(map[string]api.Task, len(s.Tasks))
 			for _, t := range s.Tasks {
 				tasks[t.ID] = t
 			}
 			in.services[s.Name] = tasks
 		}
 		*gotSnapshot = true
-	case "status":
-		var st Status
+	case api.EventStatus:
+		var st api.Status
 		if err := json.Unmarshal(ev.Data, &st); err != nil {
 			in.skip(ev, err)
 			return nil
@@ -411,21 +390,22 @@ func (in *Instancer) apply(ev sse.Event, gotSnapshot *bool) error {
 		if st.Stale {
 			in.stale = &st
 		}
-	case EventTaskAdded, EventTaskRemoved, EventHealthChanged, EventServiceCreated, EventServiceRemoved:
-		var c Change
+	case string(api.TaskAdded), string(api.TaskRemoved), string(api.HealthChanged), string(api.ServiceCreated), string(api.ServiceRemoved):
+		typ := api.EventType(ev.Name)
+		var c api.Change
 		if err := json.Unmarshal(ev.Data, &c); err != nil {
 			in.skip(ev, err)
 			return nil
 		}
-		if c.Service == "" || (c.Task == nil && strings.HasPrefix(ev.Name, "task-")) ||
-			(c.Task != nil && c.Task.ID == "") || (ev.Name == EventHealthChanged && c.Task == nil) {
+		taskEvent := typ == api.TaskAdded || typ == api.TaskRemoved || typ == api.HealthChanged
+		if c.Service == "" || (taskEvent && (c.Task == nil || c.Task.ID == "")) {
 			in.skip(ev, errors.New("missing service or task"))
 			return nil
 		}
 		if !*gotSnapshot {
 			return nil // nothing to apply it to; the snapshot comes first
 		}
-		in.applyChange(ev.Name, c)
+		in.applyChange(typ, c)
 	default:
 		return nil // keepalives, ids and unknown event types
 	}
@@ -440,24 +420,32 @@ func (in *Instancer) skip(ev sse.Event, err error) {
 	in.log.Warn("skipped a malformed event", "event", ev.Name, "id", ev.ID, "err", err, "skipped_total", n)
 }
 
-func (in *Instancer) applyChange(typ string, c Change) {
+func (in *Instancer) applyChange(typ api.EventType, c api.Change) {
 	tasks := in.services[c.Service]
 	switch typ {
-	case EventServiceRemoved:
+	case api.ServiceRemoved:
 		delete(in.services, c.Service)
 		return
-	case EventServiceCreated:
+	case api.ServiceCreated:
 		if tasks == nil {
-			in.services[c.Service] = map[string]Task{}
+			in.services[c.Service] = map[string]api.Task{}
 		}
 		return
 	}
 	if tasks == nil {
-		tasks = map[string]Task{}
+		if len(in.services) >= maxServices {
+			in.skip(sse.Event{Name: string(typ)}, fmt.Errorf("more than %d services", maxServices))
+			return
+		}
+		tasks = map[string]api.Task{}
 		in.services[c.Service] = tasks
 	}
-	if typ == EventTaskRemoved {
+	if typ == api.TaskRemoved {
 		delete(tasks, c.Task.ID)
+		return
+	}
+	if _, known := tasks[c.Task.ID]; !known && len(tasks) >= maxTasks {
+		in.skip(sse.Event{Name: string(typ)}, fmt.Errorf("more than %d tasks in %s", maxTasks, c.Service))
 		return
 	}
 	tasks[c.Task.ID] = *c.Task
@@ -485,12 +473,12 @@ func (in *Instancer) derive() ([]string, error) {
 	unknown, starting := 0, 0
 	for _, t := range tasks {
 		switch t.Health {
-		case HealthUnknown:
+		case api.HealthUnknown:
 			unknown++
-		case HealthStarting:
+		case api.HealthStarting:
 			starting++
 		}
-		if t.Health != HealthPassing || t.Address == "" {
+		if t.Health != api.HealthPassing || t.Address == "" {
 			continue
 		}
 		port := t.Port
@@ -499,6 +487,9 @@ func (in *Instancer) derive() ([]string, error) {
 		}
 		if port <= 0 || port > 65535 {
 			continue
+		}
+		if _, err := netip.ParseAddr(t.Address); err != nil {
+			continue // the watcher reports IPs; anything else is not dialled
 		}
 		instances = append(instances, net.JoinHostPort(t.Address, strconv.Itoa(port)))
 	}
@@ -517,11 +508,11 @@ func (in *Instancer) derive() ([]string, error) {
 
 // lookup finds the service by its exact name, else by the only
 // "<stack>_<name>" match.
-func (in *Instancer) lookup() (map[string]Task, bool) {
+func (in *Instancer) lookup() (map[string]api.Task, bool) {
 	if t, ok := in.services[in.cfg.Service]; ok {
 		return t, true
 	}
-	var found map[string]Task
+	var found map[string]api.Task
 	n := 0
 	for name, t := range in.services {
 		if strings.HasSuffix(name, "_"+in.cfg.Service) {
@@ -534,3 +525,10 @@ func (in *Instancer) lookup() (map[string]Task, bool) {
 // maxLine bounds one line of the event stream; the snapshot of a large swarm
 // is the longest line.
 const maxLine = 8 << 20
+
+// maxServices and maxTasks bound the model built from the stream's changes
+// (a snapshot is bounded by maxLine already): the watcher's word is a claim.
+const (
+	maxServices = 10000
+	maxTasks    = 10000
+)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/goblog/goblog/swarmwatcher/api"
 	"io"
 	"net"
 	"net/http"
@@ -28,7 +29,7 @@ type feed struct{ out chan string }
 
 func newFeed() *feed { return &feed{out: make(chan string, 16)} }
 
-func (f *feed) event(name string, data any) {
+func (f *feed) event(name api.EventType, data any) {
 	b, err := json.Marshal(data)
 	if err != nil {
 		panic(err)
@@ -92,13 +93,13 @@ func (fw *fakeWatcher) connections() int {
 	return fw.conns
 }
 
-func task(id, addr, health string) Task {
-	return Task{ID: id, Slot: 1, Node: "n1", State: "running", DesiredState: "running",
+func task(id, addr string, health api.Health) api.Task {
+	return api.Task{ID: id, Slot: 1, Node: "n1", State: "running", DesiredState: "running",
 		Address: addr, Port: 6767, Health: health, LastCheck: "2026-11-22T11:00:00Z"}
 }
 
-func svc(name string, tasks ...Task) Service {
-	return Service{ID: "id-" + name, Name: name, Replicas: Replicas{Desired: len(tasks), Running: len(tasks)}, Tasks: tasks}
+func svc(name string, tasks ...api.Task) api.Service {
+	return api.Service{ID: "id-" + name, Name: name, Replicas: api.Replicas{Desired: len(tasks), Running: len(tasks)}, Tasks: tasks}
 }
 
 // sleeps records the backoff the Instancer asks for and waits only 1 ms.
@@ -179,18 +180,18 @@ func TestSnapshotPublishesPassingTasksOnly(t *testing.T) {
 	f := newFeed()
 	fw.feeds <- f
 	f.raw(": hello\n\n")
-	f.event("snapshot", []Service{
+	f.event("snapshot", []api.Service{
 		svc("goblog_accountservice",
-			task("a", "10.0.1.7", HealthPassing),
-			task("b", "10.0.1.8", HealthStarting),
-			task("c", "10.0.1.9", HealthCritical),
-			task("d", "10.0.1.10", HealthDraining),
-			task("e", "10.0.1.11", HealthWarning),
-			task("f", "10.0.1.12", HealthUnknown),
-			task("g", "10.0.1.5", HealthPassing),
-			task("h", "", HealthPassing), // no address yet: unusable
+			task("a", "10.0.1.7", api.HealthPassing),
+			task("b", "10.0.1.8", api.HealthStarting),
+			task("c", "10.0.1.9", api.HealthCritical),
+			task("d", "10.0.1.10", api.HealthDraining),
+			task("e", "10.0.1.11", api.HealthWarning),
+			task("f", "10.0.1.12", api.HealthUnknown),
+			task("g", "10.0.1.5", api.HealthPassing),
+			task("h", "", api.HealthPassing), // no address yet: unusable
 		),
-		svc("goblog_quotes-service", task("q", "10.0.1.20", HealthPassing)),
+		svc("goblog_quotes-service", task("q", "10.0.1.20", api.HealthPassing)),
 	})
 
 	_, ch := start(t, testConfig(fw, &sleeps{}))
@@ -201,9 +202,9 @@ func TestServiceNameAndPortOverride(t *testing.T) {
 	fw := newFakeWatcher(t)
 	f := newFeed()
 	fw.feeds <- f
-	f.event("snapshot", []Service{
-		svc("goblog_accountservice", task("a", "10.0.1.7", HealthPassing)),
-		svc("goblog_quotes-service", task("q", "10.0.1.20", HealthPassing)),
+	f.event("snapshot", []api.Service{
+		svc("goblog_accountservice", task("a", "10.0.1.7", api.HealthPassing)),
+		svc("goblog_quotes-service", task("q", "10.0.1.20", api.HealthPassing)),
 	})
 	cfg := testConfig(fw, &sleeps{})
 	cfg.Service = "quotes-service" // resolved to goblog_quotes-service
@@ -216,39 +217,39 @@ func TestEventsAddFlipRemove(t *testing.T) {
 	fw := newFakeWatcher(t)
 	f := newFeed()
 	fw.feeds <- f
-	f.event("snapshot", []Service{svc("goblog_accountservice", task("a", "10.0.1.7", HealthPassing))})
+	f.event("snapshot", []api.Service{svc("goblog_accountservice", task("a", "10.0.1.7", api.HealthPassing))})
 	in, ch := start(t, testConfig(fw, &sleeps{}))
 	wantSet(t, next(t, ch), false, "10.0.1.7:6767")
 
-	change := func(typ string, tk *Task) Change {
-		return Change{Type: typ, Service: "goblog_accountservice", Task: tk, At: "2026-11-22T11:00:01Z"}
+	change := func(typ api.EventType, tk *api.Task) api.Change {
+		return api.Change{Type: typ, Service: "goblog_accountservice", Task: tk, At: "2026-11-22T11:00:01Z"}
 	}
-	b := task("b", "10.0.1.8", HealthStarting)
+	b := task("b", "10.0.1.8", api.HealthStarting)
 	f.raw("id: 1\n")
-	f.event(EventTaskAdded, change(EventTaskAdded, &b)) // starting: no change to publish
-	b.Health = HealthPassing
+	f.event(api.TaskAdded, change(api.TaskAdded, &b)) // starting: no change to publish
+	b.Health = api.HealthPassing
 	f.raw("id: 2\n")
-	f.event(EventHealthChanged, change(EventHealthChanged, &b))
+	f.event(api.HealthChanged, change(api.HealthChanged, &b))
 	wantSet(t, next(t, ch), false, "10.0.1.7:6767", "10.0.1.8:6767")
 
-	a := task("a", "10.0.1.7", HealthCritical)
-	f.event(EventHealthChanged, change(EventHealthChanged, &a))
+	a := task("a", "10.0.1.7", api.HealthCritical)
+	f.event(api.HealthChanged, change(api.HealthChanged, &a))
 	wantSet(t, next(t, ch), false, "10.0.1.8:6767")
 
 	// Other services' events and unknown event types change nothing.
-	q := task("q", "10.0.1.20", HealthPassing)
-	f.event(EventTaskAdded, Change{Type: EventTaskAdded, Service: "goblog_quotes-service", Task: &q})
+	q := task("q", "10.0.1.20", api.HealthPassing)
+	f.event(api.TaskAdded, api.Change{Type: api.TaskAdded, Service: "goblog_quotes-service", Task: &q})
 	f.event("task-teleported", map[string]string{"weird": "yes"})
 	f.raw("data: {\"type\":\"no event name\"}\n\n")
 
-	f.event(EventTaskRemoved, change(EventTaskRemoved, &b))
+	f.event(api.TaskRemoved, change(api.TaskRemoved, &b))
 	wantSet(t, next(t, ch), false)
 
-	a.Health = HealthPassing
-	f.event(EventHealthChanged, change(EventHealthChanged, &a))
+	a.Health = api.HealthPassing
+	f.event(api.HealthChanged, change(api.HealthChanged, &a))
 	wantSet(t, next(t, ch), false, "10.0.1.7:6767")
 
-	f.event(EventServiceRemoved, Change{Type: EventServiceRemoved, Service: "goblog_accountservice"})
+	f.event(api.ServiceRemoved, api.Change{Type: api.ServiceRemoved, Service: "goblog_accountservice"})
 	ev := next(t, ch)
 	wantSet(t, ev, true, "10.0.1.7:6767") // not listed any more: error, last good set kept
 	if !errors.Is(ev.Err, ErrServiceNotFound) {
@@ -263,7 +264,7 @@ func TestMalformedEventIsSkipped(t *testing.T) {
 	fw := newFakeWatcher(t)
 	f := newFeed()
 	fw.feeds <- f
-	f.event("snapshot", []Service{svc("goblog_accountservice", task("a", "10.0.1.7", HealthPassing))})
+	f.event("snapshot", []api.Service{svc("goblog_accountservice", task("a", "10.0.1.7", api.HealthPassing))})
 	in, ch := start(t, testConfig(fw, &sleeps{}))
 	wantSet(t, next(t, ch), false, "10.0.1.7:6767")
 
@@ -271,8 +272,8 @@ func TestMalformedEventIsSkipped(t *testing.T) {
 	f.raw("event: health-changed\ndata: {\"service\":\"goblog_accountservice\"}\n\n")         // no task
 	f.raw("event: status\ndata: [1,2]\n\n")                                                   // wrong shape
 	f.raw("event: task-added\ndata: {\"service\":\"goblog_accountservice\",\"task\":{}}\n\n") // no task id
-	b := task("b", "10.0.1.8", HealthPassing)
-	f.event(EventTaskAdded, Change{Type: EventTaskAdded, Service: "goblog_accountservice", Task: &b})
+	b := task("b", "10.0.1.8", api.HealthPassing)
+	f.event(api.TaskAdded, api.Change{Type: api.TaskAdded, Service: "goblog_accountservice", Task: &b})
 	wantSet(t, next(t, ch), false, "10.0.1.7:6767", "10.0.1.8:6767")
 	if got := in.Malformed(); got != 4 {
 		t.Fatalf("malformed = %d, want 4", got)
@@ -284,16 +285,16 @@ func TestFeedCutMidEventKeepsLastGoodSetAndReconnects(t *testing.T) {
 	sl := &sleeps{}
 	f1 := newFeed()
 	fw.feeds <- f1
-	f1.event("snapshot", []Service{svc("goblog_accountservice",
-		task("a", "10.0.1.7", HealthPassing), task("b", "10.0.1.8", HealthPassing))})
+	f1.event("snapshot", []api.Service{svc("goblog_accountservice",
+		task("a", "10.0.1.7", api.HealthPassing), task("b", "10.0.1.8", api.HealthPassing))})
 	in, ch := start(t, testConfig(fw, sl))
 	wantSet(t, next(t, ch), false, "10.0.1.7:6767", "10.0.1.8:6767")
 
 	// The next connection, ready before the cut: b has gone, c has come.
 	f2 := newFeed()
 	fw.feeds <- f2
-	f2.event("snapshot", []Service{svc("goblog_accountservice",
-		task("a", "10.0.1.7", HealthPassing), task("c", "10.0.1.9", HealthPassing))})
+	f2.event("snapshot", []api.Service{svc("goblog_accountservice",
+		task("a", "10.0.1.7", api.HealthPassing), task("c", "10.0.1.9", api.HealthPassing))})
 
 	// Cut in the middle of an event that would remove a: it must not apply.
 	f1.raw("event: task-removed\ndata: {\"type\":\"task-removed\",\"service\":\"goblog_accountservice\",\"task\":{\"id\":\"a\"")
@@ -318,7 +319,7 @@ func TestServerGoneBacksOffAndKeepsSet(t *testing.T) {
 	sl := &sleeps{}
 	f := newFeed()
 	fw.feeds <- f
-	f.event("snapshot", []Service{svc("goblog_accountservice", task("a", "10.0.1.7", HealthPassing))})
+	f.event("snapshot", []api.Service{svc("goblog_accountservice", task("a", "10.0.1.7", api.HealthPassing))})
 	in, ch := start(t, testConfig(fw, sl))
 	wantSet(t, next(t, ch), false, "10.0.1.7:6767")
 
@@ -355,27 +356,27 @@ func TestStaleIsTreatedAsLostFeed(t *testing.T) {
 	fw := newFakeWatcher(t)
 	f := newFeed()
 	fw.feeds <- f
-	f.event("snapshot", []Service{svc("goblog_accountservice",
-		task("a", "10.0.1.7", HealthPassing), task("b", "10.0.1.8", HealthPassing))})
+	f.event("snapshot", []api.Service{svc("goblog_accountservice",
+		task("a", "10.0.1.7", api.HealthPassing), task("b", "10.0.1.8", api.HealthPassing))})
 	_, ch := start(t, testConfig(fw, &sleeps{}))
 	wantSet(t, next(t, ch), false, "10.0.1.7:6767", "10.0.1.8:6767")
 
-	f.event("status", Status{Stale: true, Error: "docker: context deadline exceeded", Since: "2026-11-22T11:00:00Z"})
+	f.event("status", api.Status{Stale: true, Error: "docker: context deadline exceeded", Since: "2026-11-22T11:00:00Z"})
 	ev := next(t, ch)
 	wantSet(t, ev, true, "10.0.1.7:6767", "10.0.1.8:6767")
 	if !errors.Is(ev.Err, ErrStale) || !strings.Contains(ev.Err.Error(), "deadline exceeded") {
 		t.Fatalf("err = %v, want ErrStale with the watcher's reason", ev.Err)
 	}
 	// While stale, changes are folded in but not published.
-	c := task("c", "10.0.1.9", HealthPassing)
-	f.event(EventTaskAdded, Change{Type: EventTaskAdded, Service: "goblog_accountservice", Task: &c})
-	f.event("status", Status{Stale: false, Since: "2026-11-22T11:00:05Z"})
+	c := task("c", "10.0.1.9", api.HealthPassing)
+	f.event(api.TaskAdded, api.Change{Type: api.TaskAdded, Service: "goblog_accountservice", Task: &c})
+	f.event("status", api.Status{Stale: false, Since: "2026-11-22T11:00:05Z"})
 	wantSet(t, next(t, ch), false, "10.0.1.7:6767", "10.0.1.8:6767", "10.0.1.9:6767")
 
 	// Every task unknown: the same as stale, the set stays.
 	for _, id := range []string{"a", "b", "c"} {
-		tk := task(id, "", HealthUnknown)
-		f.event(EventHealthChanged, Change{Type: EventHealthChanged, Service: "goblog_accountservice", Task: &tk})
+		tk := task(id, "", api.HealthUnknown)
+		f.event(api.HealthChanged, api.Change{Type: api.HealthChanged, Service: "goblog_accountservice", Task: &tk})
 	}
 	// a, then b leave the set; when c turns unknown too the error comes.
 	wantSet(t, next(t, ch), false, "10.0.1.8:6767", "10.0.1.9:6767")
@@ -391,7 +392,7 @@ func TestQuietFeedIsLost(t *testing.T) {
 	fw := newFakeWatcher(t)
 	f := newFeed()
 	fw.feeds <- f
-	f.event("snapshot", []Service{svc("goblog_accountservice", task("a", "10.0.1.7", HealthPassing))})
+	f.event("snapshot", []api.Service{svc("goblog_accountservice", task("a", "10.0.1.7", api.HealthPassing))})
 	cfg := testConfig(fw, &sleeps{})
 	cfg.IdleTimeout = 50 * time.Millisecond
 	_, ch := start(t, cfg)
@@ -455,7 +456,7 @@ func TestStopEndsEverything(t *testing.T) {
 	fw := newFakeWatcher(t)
 	f := newFeed()
 	fw.feeds <- f
-	f.event("snapshot", []Service{svc("goblog_accountservice", task("a", "10.0.1.7", HealthPassing))})
+	f.event("snapshot", []api.Service{svc("goblog_accountservice", task("a", "10.0.1.7", api.HealthPassing))})
 	in, err := NewInstancer(testConfig(fw, &sleeps{}))
 	if err != nil {
 		t.Fatal(err)
@@ -489,7 +490,7 @@ func TestUnreadableSnapshotReconnects(t *testing.T) {
 	fw.feeds <- f1
 	fw.feeds <- f2
 	f1.raw("event: snapshot\ndata: [{\"name\":\n\n")
-	f2.event("snapshot", []Service{svc("goblog_accountservice", task("a", "10.0.1.7", HealthPassing))})
+	f2.event("snapshot", []api.Service{svc("goblog_accountservice", task("a", "10.0.1.7", api.HealthPassing))})
 	in, ch := start(t, testConfig(fw, &sleeps{}))
 	ev := next(t, ch)
 	if ev.Err != nil { // the first result may be the error, then the set
@@ -508,8 +509,8 @@ func TestWithGoKitBalancer(t *testing.T) {
 	fw := newFakeWatcher(t)
 	f := newFeed()
 	fw.feeds <- f
-	f.event("snapshot", []Service{svc("goblog_accountservice",
-		task("a", "10.0.1.7", HealthPassing), task("b", "10.0.1.8", HealthPassing))})
+	f.event("snapshot", []api.Service{svc("goblog_accountservice",
+		task("a", "10.0.1.7", api.HealthPassing), task("b", "10.0.1.8", api.HealthPassing))})
 	in, ch := start(t, testConfig(fw, &sleeps{}))
 	next(t, ch)
 
@@ -545,8 +546,8 @@ func TestWithGoKitBalancer(t *testing.T) {
 	}
 	waitFor(map[string]int{"10.0.1.7:6767": 5, "10.0.1.8:6767": 5})
 
-	a := task("a", "10.0.1.7", HealthCritical)
-	f.event(EventHealthChanged, Change{Type: EventHealthChanged, Service: "goblog_accountservice", Task: &a})
+	a := task("a", "10.0.1.7", api.HealthCritical)
+	f.event(api.HealthChanged, api.Change{Type: api.HealthChanged, Service: "goblog_accountservice", Task: &a})
 	waitFor(map[string]int{"10.0.1.8:6767": 10})
 
 	fw.srv.CloseClientConnections()
@@ -593,10 +594,10 @@ func TestInstancerSubset(t *testing.T) {
 	fw := newFakeWatcher(t)
 	f := newFeed()
 	fw.feeds <- f
-	f.event("snapshot", []Service{svc("goblog_accountservice",
-		task("a", "10.0.1.7", HealthPassing), task("b", "10.0.1.8", HealthPassing),
-		task("c", "10.0.1.9", HealthPassing), task("d", "10.0.1.10", HealthPassing),
-		task("e", "10.0.1.11", HealthCritical))})
+	f.event("snapshot", []api.Service{svc("goblog_accountservice",
+		task("a", "10.0.1.7", api.HealthPassing), task("b", "10.0.1.8", api.HealthPassing),
+		task("c", "10.0.1.9", api.HealthPassing), task("d", "10.0.1.10", api.HealthPassing),
+		task("e", "10.0.1.11", api.HealthCritical))})
 	cfg := testConfig(fw, &sleeps{})
 	cfg.Subset = &SubsetConfig{ClientID: 3, Size: 2}
 	_, ch := start(t, cfg)
@@ -611,8 +612,8 @@ func TestNoVerdictKeepsTheSet(t *testing.T) {
 	fw := newFakeWatcher(t)
 	f1, f2 := newFeed(), newFeed()
 	fw.feeds <- f1
-	f1.event("snapshot", []Service{svc("goblog_accountservice",
-		task("a", "10.0.1.7", HealthPassing), task("b", "10.0.1.8", HealthPassing))})
+	f1.event("snapshot", []api.Service{svc("goblog_accountservice",
+		task("a", "10.0.1.7", api.HealthPassing), task("b", "10.0.1.8", api.HealthPassing))})
 	_, ch := start(t, testConfig(fw, &sleeps{}))
 	wantSet(t, next(t, ch), false, "10.0.1.7:6767", "10.0.1.8:6767")
 
@@ -620,20 +621,20 @@ func TestNoVerdictKeepsTheSet(t *testing.T) {
 	fw.feeds <- f2
 	f1.end()
 	wantSet(t, next(t, ch), true, "10.0.1.7:6767", "10.0.1.8:6767") // the cut
-	f2.event("snapshot", []Service{svc("goblog_accountservice",
-		task("a", "10.0.1.7", HealthStarting), task("b", "10.0.1.8", HealthStarting))})
+	f2.event("snapshot", []api.Service{svc("goblog_accountservice",
+		task("a", "10.0.1.7", api.HealthStarting), task("b", "10.0.1.8", api.HealthStarting))})
 	ev := next(t, ch)
 	wantSet(t, ev, true, "10.0.1.7:6767", "10.0.1.8:6767")
 	if !errors.Is(ev.Err, ErrNoVerdict) {
 		t.Fatalf("err = %v, want ErrNoVerdict", ev.Err)
 	}
-	a := task("a", "10.0.1.7", HealthPassing)
-	f2.event(EventHealthChanged, Change{Type: EventHealthChanged, Service: "goblog_accountservice", Task: &a})
+	a := task("a", "10.0.1.7", api.HealthPassing)
+	f2.event(api.HealthChanged, api.Change{Type: api.HealthChanged, Service: "goblog_accountservice", Task: &a})
 	wantSet(t, next(t, ch), false, "10.0.1.7:6767")
 	// Once a verdict exists, a task that is only starting is simply left out.
-	c := task("c", "10.0.1.9", HealthStarting)
-	f2.event(EventTaskAdded, Change{Type: EventTaskAdded, Service: "goblog_accountservice", Task: &c})
-	a.Health = HealthCritical
-	f2.event(EventHealthChanged, Change{Type: EventHealthChanged, Service: "goblog_accountservice", Task: &a})
+	c := task("c", "10.0.1.9", api.HealthStarting)
+	f2.event(api.TaskAdded, api.Change{Type: api.TaskAdded, Service: "goblog_accountservice", Task: &c})
+	a.Health = api.HealthCritical
+	f2.event(api.HealthChanged, api.Change{Type: api.HealthChanged, Service: "goblog_accountservice", Task: &a})
 	wantSet(t, next(t, ch), false)
 }

@@ -14,6 +14,8 @@ import (
 	kitsd "github.com/go-kit/kit/sd"
 	"github.com/go-kit/kit/sd/lb"
 	kitlog "github.com/go-kit/log"
+
+	"github.com/goblog/goblog/internal/lbclient"
 )
 
 // TransportConfig configures a Transport. Zero values take the defaults.
@@ -51,6 +53,7 @@ type TransportConfig struct {
 type Transport struct {
 	cfg        TransportConfig
 	state      func() kitsd.Event // nil when the Instancer does not tell
+	relay      *relay
 	endpointer *kitsd.DefaultEndpointer
 	balancer   lb.Balancer
 	falling    atomic.Bool
@@ -79,27 +82,19 @@ func NewTransport(inst kitsd.Instancer, cfg TransportConfig) *Transport {
 	case kitsd.FixedInstancer: // its state is itself
 		t.state = func() kitsd.Event { return kitsd.Event{Instances: s} }
 	}
-	t.endpointer = kitsd.NewEndpointer(inst, t.factory, slogAdapter{cfg.Logger})
+	t.relay = newRelay(inst)
+	t.endpointer = kitsd.NewEndpointer(t.relay, t.factory, slogAdapter{cfg.Logger})
 	t.balancer = lb.NewRoundRobin(t.endpointer)
-	t.awaitEndpointer()
+	// go-kit's Endpointer applies the Instancer's set in a goroutine of its
+	// own after NewEndpointer returns; a request sent at once would find no
+	// endpoint. Wait (at most a second) until it has.
+	timer := time.NewTimer(time.Second)
+	defer timer.Stop()
+	select {
+	case <-t.relay.applied:
+	case <-timer.C:
+	}
 	return t
-}
-
-// awaitEndpointer waits (up to a second) until the endpointer holds the
-// instances the Instancer already has. go-kit's Endpointer applies the
-// Instancer's set in a goroutine of its own after NewEndpointer returns, so a
-// request sent at once would otherwise find no endpoint.
-func (t *Transport) awaitEndpointer() {
-	if t.state == nil {
-		return
-	}
-	if st := t.state(); st.Err != nil || len(st.Instances) == 0 {
-		return
-	}
-	deadline := time.Now().Add(time.Second)
-	for t.Instances() == 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
 }
 
 // Close stops following the Instancer (it does not Stop it).
@@ -159,8 +154,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.falling.Swap(false) {
 		t.cfg.Logger.Info("instances from discovery: balancing over them again")
 	}
-	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
-	retry := replayable && idempotent(req.Method)
+	retry := lbclient.Replayable(req)
 	call := lb.RetryWithCallback(t.cfg.Timeout, t.balancer, func(n int, err error) (bool, error) {
 		if errors.Is(err, lb.ErrNoEndpoints) || req.Context().Err() != nil {
 			return false, nil
@@ -176,14 +170,6 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	return resp.(*http.Response), nil
-}
-
-func idempotent(method string) bool {
-	switch method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
-		return true
-	}
-	return false
 }
 
 // slogAdapter lets go-kit's endpointer log through slog.

@@ -3,11 +3,9 @@ package main
 import (
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
-	"time"
 
 	wsd "github.com/goblog/goblog/swarmwatcher/sd"
 )
@@ -22,17 +20,9 @@ func watcherTransport(watcherURL, quotesURL string, byName http.RoundTripper, lo
 		return nil, nil, fmt.Errorf("quotes URL %q: want scheme://host[:port]", quotesURL)
 	}
 	port, _ := strconv.Atoi(u.Port())
-	inst, err := wsd.NewInstancer(wsd.Config{WatcherURL: watcherURL, Service: u.Hostname(), Port: port, Logger: logger})
+	d, err := wsd.NewDiscovery(wsd.DiscoveryConfig{WatcherURL: watcherURL, Service: u.Hostname(), Port: port, Fallback: byName, Logger: logger})
 	if err != nil {
 		return nil, nil, err
 	}
-	base := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConnsPerHost: 16,
-		IdleConnTimeout:     30 * time.Second,
-	}
-	tr := wsd.NewTransport(inst, wsd.TransportConfig{Base: base, MaxAttempts: 2, Fallback: byName, Logger: logger})
-	st := inst.State()
-	logger.Info("quotes-service by the swarmwatcher", "watcher", watcherURL, "service", u.Hostname(), "tasks", len(st.Instances), "err", st.Err)
-	return tr, func() { tr.Close(); inst.Stop() }, nil
+	return d, d.Close, nil
 }

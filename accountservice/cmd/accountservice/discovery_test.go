@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/goblog/goblog/accountservice/internal/quote"
-	wsd "github.com/goblog/goblog/swarmwatcher/sd"
+	"github.com/goblog/goblog/swarmwatcher/api"
 )
 
 type byName struct{}
@@ -34,8 +34,8 @@ func TestQuotesThroughTheWatcher(t *testing.T) {
 	qu, _ := url.Parse(quotes.URL)
 	var port int
 	fmt.Sscan(qu.Port(), &port)
-	snap, _ := json.Marshal([]wsd.Service{{Name: "goblog_quotes-service", Tasks: []wsd.Task{
-		{ID: "q1", Address: "127.0.0.1", Port: port, Health: wsd.HealthPassing},
+	snap, _ := json.Marshal([]api.Service{{Name: "goblog_quotes-service", Tasks: []api.Task{
+		{ID: "q1", Address: "127.0.0.1", Port: port, Health: api.HealthPassing},
 	}}})
 	watcher := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "event: snapshot\ndata: %s\n\n", snap)

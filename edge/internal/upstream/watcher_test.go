@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	wsd "github.com/goblog/goblog/swarmwatcher/sd"
+	"github.com/goblog/goblog/swarmwatcher/api"
 )
 
 // named starts a backend that answers with its name.
@@ -28,7 +28,7 @@ func named(t *testing.T, name string) (addr string, port int) {
 }
 
 // fakeWatcher streams one snapshot, then keeps the stream open until closed.
-func fakeWatcher(t *testing.T, services []wsd.Service) *httptest.Server {
+func fakeWatcher(t *testing.T, services []api.Service) *httptest.Server {
 	t.Helper()
 	snap, _ := json.Marshal(services)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -66,11 +66,11 @@ func TestBalancesOverPassingTasksAndKeepsThemWhenTheWatcherGoes(t *testing.T) {
 	ip, pa := named(t, "a")
 	_, pb := named(t, "b")
 	_, pc := named(t, "c")
-	task := func(id string, port int, health string) wsd.Task {
-		return wsd.Task{ID: id, Address: ip, Port: port, Health: health, State: "running"}
+	task := func(id string, port int, health api.Health) api.Task {
+		return api.Task{ID: id, Address: ip, Port: port, Health: health, State: "running"}
 	}
-	watcher := fakeWatcher(t, []wsd.Service{{Name: "goblog_accountservice", Tasks: []wsd.Task{
-		task("a", pa, wsd.HealthPassing), task("b", pb, wsd.HealthPassing), task("c", pc, wsd.HealthCritical),
+	watcher := fakeWatcher(t, []api.Service{{Name: "goblog_accountservice", Tasks: []api.Task{
+		task("a", pa, api.HealthPassing), task("b", pb, api.HealthPassing), task("c", pc, api.HealthCritical),
 	}}})
 	w, err := NewWatcher(WatcherConfig{WatcherURL: watcher.URL, Service: "accountservice",
 		DialTimeout: time.Second, ResponseHeaderTimeout: time.Second, Fallback: stub("fallback")})
@@ -93,10 +93,10 @@ func TestBalancesOverPassingTasksAndKeepsThemWhenTheWatcherGoes(t *testing.T) {
 	watcher.CloseClientConnections()
 	watcher.Close()
 	deadline := time.Now().Add(5 * time.Second)
-	for w.inst.State().Err == nil && time.Now().Before(deadline) {
+	for w.State().Err == nil && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	if w.inst.State().Err == nil {
+	if w.State().Err == nil {
 		t.Fatal("the Instancer did not notice the watcher had gone")
 	}
 	if got := spread(); got["a"] != 5 || got["b"] != 5 {
@@ -123,8 +123,8 @@ func TestFallsBackByNameUntilTheWatcherAnswers(t *testing.T) {
 }
 
 func TestNoFallbackNoTasksIsAnError(t *testing.T) {
-	watcher := fakeWatcher(t, []wsd.Service{{Name: "goblog_accountservice", Tasks: []wsd.Task{
-		{ID: "x", Address: "127.0.0.1", Port: 1, Health: wsd.HealthCritical},
+	watcher := fakeWatcher(t, []api.Service{{Name: "goblog_accountservice", Tasks: []api.Task{
+		{ID: "x", Address: "127.0.0.1", Port: 1, Health: api.HealthCritical},
 	}}})
 	w, err := NewWatcher(WatcherConfig{WatcherURL: watcher.URL, Service: "accountservice",
 		DialTimeout: time.Second, ResponseHeaderTimeout: time.Second, Fallback: stub("by name")})

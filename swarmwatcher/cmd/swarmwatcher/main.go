@@ -20,11 +20,13 @@ import (
 	"github.com/goblog/goblog/internal/debugserve"
 	"github.com/goblog/goblog/internal/httpserve"
 	"github.com/goblog/goblog/internal/jsonhttp"
+	"github.com/goblog/goblog/swarmwatcher/api"
 	"github.com/goblog/goblog/swarmwatcher/internal/probe"
 	"github.com/goblog/goblog/swarmwatcher/internal/server"
 	"github.com/goblog/goblog/swarmwatcher/internal/swarm"
 	"github.com/goblog/goblog/swarmwatcher/internal/watch"
 	"github.com/goblog/goblog/swarmwatcher/internal/webhook"
+	"github.com/goblog/goblog/swarmwatcher/internal/wire"
 )
 
 // Config is everything the binary can be told.
@@ -42,6 +44,13 @@ type Config struct {
 	Webhooks         []string
 	Grace            time.Duration
 	DebugListen      string
+	// Webhook signing and filtering (WEBHOOK_SECRET, WEBHOOK_EVENTS).
+	WebhookSecret []byte
+	WebhookEvents []api.EventType
+	// Bounds of /api/events and the labels /api/sd exports.
+	EventClients      int
+	EventClientsPerIP int
+	SDLabelPrefixes   []string
 }
 
 // Validate reports what the flags' own checks cannot: settings that must
@@ -72,8 +81,8 @@ swarmwatcher.path=/health) and serves:
 // when -h or -version was handled.
 func load(args []string) (Config, *conf.Set, bool, error) {
 	var (
-		cfg      Config
-		webhooks string
+		cfg                      Config
+		webhooks, secret, events string
 	)
 	positive := conf.AtLeast(time.Millisecond)
 	s := conf.New("swarmwatcher", summary)
@@ -88,18 +97,35 @@ func load(args []string) (Config, *conf.Set, bool, error) {
 	s.Int(&cfg.Fall, "fall", 2, "failed probes in a row before a task is critical (Consul's failures_before_critical)", conf.AtLeast(1))
 	s.Int(&cfg.History, "history", 20, "probe results kept per task for the page", conf.Between(1, 1000))
 	s.List(&cfg.Networks, "network", nil, "overlay network names or IDs to take task addresses from; default: the watcher's own overlay networks, else goblog_net")
-	s.String(&webhooks, "webhook-urls", "", "comma-separated URLs that receive a POST of every change", func(v string) error {
-		_, err := webhook.ParseURLs(v)
+	// The URLs and the secret are checked after Parse, by errors that do not
+	// repeat them (conf's would quote the value: credentials, tokens, a key).
+	s.String(&webhooks, "webhook-urls", "", "comma-separated URLs that receive a POST of every change")
+	s.String(&secret, "webhook-secret", "", "signs webhooks as Standard Webhooks do: whsec_<base64>, or a plain string of at least 16 bytes")
+	s.String(&events, "webhook-events", "", "comma-separated change types webhooks receive (task-added, task-removed, health-changed, service-created, service-removed); default all", func(v string) error {
+		_, err := webhook.ParseEvents(v)
 		return err
 	})
+	s.Int(&cfg.EventClients, "event-clients", 1024, "most /api/events clients at once; beyond, 503 with Retry-After", conf.AtLeast(1))
+	s.Int(&cfg.EventClientsPerIP, "event-clients-per-ip", 32, "most /api/events clients of one remote IP", conf.AtLeast(1))
+	s.List(&cfg.SDLabelPrefixes, "sd-label-prefixes", server.DefaultLabelPrefixes, "service label prefixes /api/sd exports (other labels never leave the watcher)")
 	s.Duration(&cfg.Grace, "shutdown-grace", 5*time.Second, "how long in-flight requests may finish on SIGTERM (event streams end at once)", positive)
 	debugserve.AddFlag(s, &cfg.DebugListen)
 	done, err := s.Parse(args)
 	if done || err != nil {
 		return cfg, s, done, err
 	}
-	cfg.Webhooks, _ = webhook.ParseURLs(webhooks) // checked above
-	return cfg, s, false, cfg.Validate()
+	var errs []error
+	if cfg.Webhooks, err = webhook.ParseURLs(webhooks); err != nil {
+		errs = append(errs, fmt.Errorf("-webhook-urls [WEBHOOK_URLS]: %w", err))
+	}
+	if cfg.WebhookSecret, err = webhook.ParseSecret(secret); err != nil {
+		errs = append(errs, fmt.Errorf("-webhook-secret [WEBHOOK_SECRET]: %w", err))
+	}
+	cfg.WebhookEvents, _ = webhook.ParseEvents(events) // checked above
+	if cfg.SDLabelPrefixes == nil {
+		cfg.SDLabelPrefixes = []string{} // set but empty: no service label leaves
+	}
+	return cfg, s, false, errors.Join(append(errs, cfg.Validate())...)
 }
 
 func main() { conf.Main(load, run) }
@@ -131,14 +157,19 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		PollInterval: cfg.Interval, TransitionPoll: 500 * time.Millisecond, Debounce: cfg.Debounce, ProbeInterval: cfg.ProbeInterval,
 		RetryMin: 250 * time.Millisecond, StaleAfter: 3 * cfg.Interval,
 		Thresholds: probe.Thresholds{Rise: cfg.Rise, Fall: cfg.Fall, History: cfg.History},
-		Logger:     log, Metrics: watch.NewMetrics(reg),
+		Logger:     log,
 	}, disc, prober, events)
 	if err != nil {
 		return err
 	}
+	handlers := server.New(server.Config{Gatherer: reg, Logger: log, MaxClients: cfg.EventClients, MaxClientsPerIP: cfg.EventClientsPerIP,
+		LabelPrefixes: cfg.SDLabelPrefixes}, w)
+	if err := errors.Join(w.Register(reg), handlers.Register(reg)); err != nil {
+		return err
+	}
 
 	mux := http.NewServeMux()
-	mux.Handle("/", server.Handler(server.Config{Gatherer: reg, Logger: log}, w))
+	mux.Handle("/", handlers.Handler())
 	mux.HandleFunc("GET /-/live", func(rw http.ResponseWriter, _ *http.Request) {
 		jsonhttp.Write(rw, http.StatusOK, map[string]string{"status": "UP"})
 	})
@@ -148,8 +179,9 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return w.Run(ctx) })
+	g.Go(func() error { return handlers.Run(ctx) })
 	if len(cfg.Webhooks) > 0 {
-		d, err := webhook.New(webhook.Config{URLs: cfg.Webhooks, Logger: log, Registerer: reg})
+		d, err := webhook.New(webhook.Config{URLs: cfg.Webhooks, Secret: cfg.WebhookSecret, Events: cfg.WebhookEvents, Logger: log, Registerer: reg})
 		if err != nil {
 			return err
 		}
@@ -167,7 +199,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 // blocks, re-subscribing if the subscription is ever dropped.
 func forward(ctx context.Context, w *watch.Watcher, d *webhook.Dispatcher, log *slog.Logger) error {
 	for ctx.Err() == nil {
-		_, _, sub := w.Subscribe(4096, false)
+		_, sub := w.Subscribe(4096)
 		func() {
 			defer sub.Close()
 			for {
@@ -179,8 +211,8 @@ func forward(ctx context.Context, w *watch.Watcher, d *webhook.Dispatcher, log *
 						log.Warn("webhook forwarder fell behind; changes were lost, re-subscribing")
 						return
 					}
-					if m.Kind == watch.KindChange {
-						d.Send(m.Change)
+					if c := m.Value.Change; c != nil && sub.Keep(m) {
+						d.Send(wire.Change(c))
 					}
 				}
 			}

@@ -72,3 +72,38 @@ func TestLoad(t *testing.T) {
 		})
 	}
 }
+
+func TestLoadWebhookAndBoundSettings(t *testing.T) {
+	t.Setenv("WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	t.Setenv("WEBHOOK_EVENTS", "health-changed, task-removed")
+	t.Setenv("EVENT_CLIENTS", "10")
+	t.Setenv("SD_LABEL_PREFIXES", "team.")
+	cfg, _, _, err := load([]string{"-event-clients-per-ip", "3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.WebhookSecret) != 24 || len(cfg.WebhookEvents) != 2 || cfg.EventClients != 10 || cfg.EventClientsPerIP != 3 ||
+		strings.Join(cfg.SDLabelPrefixes, "|") != "team." {
+		t.Errorf("cfg = %+v", cfg)
+	}
+	for _, tt := range []struct{ env, value, want string }{
+		{"WEBHOOK_SECRET", "short", "WEBHOOK_SECRET"},
+		{"WEBHOOK_SECRET", "whsec_!!", "WEBHOOK_SECRET"},
+		{"WEBHOOK_EVENTS", "task-added,task-exploded", "WEBHOOK_EVENTS"},
+		{"EVENT_CLIENTS", "0", "EVENT_CLIENTS"},
+		{"WEBHOOK_URLS", "ftp://user:pa55@x/?token=s3cr3t", "WEBHOOK_URLS"},
+	} {
+		t.Run(tt.env+"="+tt.value, func(t *testing.T) {
+			t.Setenv(tt.env, tt.value)
+			_, _, _, err := load(nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want one naming %s", err, tt.want)
+			}
+			for _, secret := range []string{"short", "pa55", "s3cr3t"} {
+				if err != nil && strings.Contains(tt.value, secret) && strings.Contains(err.Error(), secret) {
+					t.Errorf("err = %v repeats %q", err, secret)
+				}
+			}
+		})
+	}
+}

@@ -3,17 +3,21 @@ package probe
 import (
 	"errors"
 	"time"
+
+	"github.com/goblog/goblog/swarmwatcher/api"
 )
 
-// Health is a task's state as the probes see it.
-type Health string
+// Health is a task's state as the probes see it: one of the api's health
+// values (a Tracker reports the four probe verdicts; the watcher adds
+// draining and unknown).
+type Health = api.Health
 
-// The health states a Tracker reports. The watcher adds draining and unknown.
+// The health states a Tracker reports.
 const (
-	Starting Health = "starting" // no verdict yet
-	Passing  Health = "passing"
-	Warning  Health = "warning"
-	Critical Health = "critical"
+	Starting = api.HealthStarting // no verdict yet
+	Passing  = api.HealthPassing
+	Warning  = api.HealthWarning
+	Critical = api.HealthCritical
 )
 
 // Thresholds say how many results in a row flip the state, as Consul's

@@ -143,7 +143,7 @@ func expect(snap swarm.Snapshot) (byNode map[string][]string, notRunning []strin
 // the server is built.
 func pageHandler(t *testing.T, w *watch.Watcher) http.Handler {
 	t.Helper()
-	return Handler(Config{Keepalive: time.Second}, w)
+	return handler(t, Config{Keepalive: time.Second}, w)
 }
 
 // browser starts Debian's chromium headless (CHROMIUM overrides the path).

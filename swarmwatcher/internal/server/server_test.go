@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	. "github.com/smartystreets/goconvey/convey"
 
+	"github.com/goblog/goblog/swarmwatcher/api"
 	"github.com/goblog/goblog/swarmwatcher/internal/probe"
 	"github.com/goblog/goblog/swarmwatcher/internal/swarm"
 	"github.com/goblog/goblog/swarmwatcher/internal/watch"
@@ -57,7 +58,8 @@ func snapshot(tasks ...swarm.Task) swarm.Snapshot {
 }
 
 func task(id, addr string, slot int) swarm.Task {
-	return swarm.Task{ID: id, Slot: slot, Node: "swarm-1", State: "running", DesiredState: "running", Address: addr, Network: "goblog_net"}
+	return swarm.Task{ID: id, Slot: slot, NodeID: "n1", Node: "swarm-1", NodeStatus: "ready", NodeAvailability: "active", NodeAddress: "192.168.1.10",
+		State: "running", DesiredState: "running", Address: addr, Network: "goblog_net"}
 }
 
 func newWatcher(t *testing.T, d *fakeDisc) *watch.Watcher {
@@ -73,6 +75,18 @@ func newWatcher(t *testing.T, d *fakeDisc) *watch.Watcher {
 	return w
 }
 
+// handler returns a Server's routes with its encoder running until the
+// test ends.
+func handler(t *testing.T, cfg Config, w Source) http.Handler {
+	t.Helper()
+	s := New(cfg, w)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = s.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return s.Handler()
+}
+
 func get(h http.Handler, path string) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
@@ -85,7 +99,7 @@ func TestHandlers(t *testing.T) {
 		w := newWatcher(t, d)
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(prometheus.NewGauge(prometheus.GaugeOpts{Name: "swarmwatcher_test_gauge", Help: "x"}))
-		h := Handler(Config{Gatherer: reg}, w)
+		h := handler(t, Config{Gatherer: reg}, w)
 
 		Convey("before the engine answered", func() {
 			Convey("/api/services is an empty array, not null", func() {
@@ -141,7 +155,34 @@ func TestHandlers(t *testing.T) {
 				So(groups[0].Labels["__meta_swarmwatcher_health"], ShouldEqual, "passing")
 				So(groups[0].Labels["__meta_swarmwatcher_task_slot"], ShouldEqual, "1")
 				So(groups[0].Labels["__meta_swarmwatcher_service_label_swarmwatcher_port"], ShouldEqual, "6767")
-				So(groups[0].Labels["__meta_swarmwatcher_service_label_com_docker_stack_namespace"], ShouldEqual, "goblog")
+				// Only allow-listed service labels leave the watcher.
+				So(groups[0].Labels, ShouldNotContainKey, "__meta_swarmwatcher_service_label_com_docker_stack_namespace")
+				So(groups[0].Labels, ShouldNotContainKey, "__meta_dockerswarm_service_label_com_docker_stack_namespace")
+				So(groups[0].Labels["__meta_dockerswarm_service_label_swarmwatcher_port"], ShouldEqual, "6767")
+				// The same facts under dockerswarm_sd's names.
+				So(groups[0].Labels["__meta_dockerswarm_task_id"], ShouldEqual, "t1")
+				So(groups[0].Labels["__meta_dockerswarm_task_slot"], ShouldEqual, "1")
+				So(groups[0].Labels["__meta_dockerswarm_task_state"], ShouldEqual, "running")
+				So(groups[0].Labels["__meta_dockerswarm_task_desired_state"], ShouldEqual, "running")
+				So(groups[0].Labels["__meta_dockerswarm_service_name"], ShouldEqual, "goblog_accountservice")
+				So(groups[0].Labels["__meta_dockerswarm_service_id"], ShouldEqual, "s1")
+				So(groups[0].Labels["__meta_dockerswarm_service_mode"], ShouldEqual, "replicated")
+				So(groups[0].Labels["__meta_dockerswarm_node_id"], ShouldEqual, "n1")
+				So(groups[0].Labels["__meta_dockerswarm_node_hostname"], ShouldEqual, "swarm-1")
+				So(groups[0].Labels["__meta_dockerswarm_node_availability"], ShouldEqual, "active")
+				So(groups[0].Labels["__meta_dockerswarm_node_status"], ShouldEqual, "ready")
+				So(groups[0].Labels["__meta_dockerswarm_node_address"], ShouldEqual, "192.168.1.10")
+				So(groups[0].Labels["__meta_dockerswarm_network_name"], ShouldEqual, "goblog_net")
+				// What the engine did not tell is left out rather than empty.
+				So(groups[0].Labels, ShouldNotContainKey, "__meta_dockerswarm_task_container_id")
+			})
+
+			Convey("?service= narrows /api/services to one service", func() {
+				var list []api.Service
+				So(json.Unmarshal(get(h, "/api/services?service=goblog_accountservice").Body.Bytes(), &list), ShouldBeNil)
+				So(list, ShouldHaveLength, 1)
+				So(json.Unmarshal(get(h, "/api/services?service=nope").Body.Bytes(), &list), ShouldBeNil)
+				So(list, ShouldHaveLength, 0)
 			})
 
 			Convey("/health is 200", func() {
@@ -154,10 +195,10 @@ func TestHandlers(t *testing.T) {
 				rec := get(h, "/health")
 				So(rec.Code, ShouldEqual, 503)
 				So(rec.Body.String(), ShouldContainSubstring, "permission denied")
-				var list []watch.Service
+				var list []api.Service
 				So(json.Unmarshal(get(h, "/api/services").Body.Bytes(), &list), ShouldBeNil)
 				So(list[0].Tasks, ShouldHaveLength, 2)
-				So(list[0].Tasks[0].Health, ShouldEqual, "unknown")
+				So(list[0].Tasks[0].Health, ShouldEqual, api.HealthUnknown)
 				So(list[0].Tasks[0].Address, ShouldEqual, "10.0.1.7")
 			})
 		})
@@ -228,7 +269,7 @@ func TestEventStream(t *testing.T) {
 	ctx := context.Background()
 	_ = w.Refresh(ctx)
 	w.Probe(ctx, false)
-	srv := httptest.NewServer(Handler(Config{Keepalive: 20 * time.Millisecond}, w))
+	srv := httptest.NewServer(handler(t, Config{Keepalive: 20 * time.Millisecond}, w))
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + "/api/events")
 	if err != nil {
@@ -241,7 +282,7 @@ func TestEventStream(t *testing.T) {
 	r := bufio.NewReader(resp.Body)
 
 	ev := readEvent(t, r)
-	services := strings.TrimSpace(get(Handler(Config{}, w), "/api/services").Body.String())
+	services := strings.TrimSpace(get(handler(t, Config{}, w), "/api/services").Body.String())
 	if ev.event != "snapshot" || ev.data != services {
 		t.Fatalf("first event %q data %s, want the snapshot equal to /api/services %s", ev.event, ev.data, services)
 	}
@@ -305,7 +346,7 @@ func (b *blockingWriter) Flush() {}
 func TestSlowEventClientNeverBlocksTheWatcher(t *testing.T) {
 	d := &fakeDisc{snap: snapshot(task("t1", "10.0.1.7", 1))}
 	w := newWatcher(t, d)
-	h := Handler(Config{ClientBuffer: 4}, w)
+	h := handler(t, Config{ClientBuffer: 4}, w)
 	bw := &blockingWriter{hdr: http.Header{}, release: make(chan struct{}), writes: make(chan struct{}, 1)}
 	done := make(chan struct{})
 	go func() {
@@ -345,7 +386,7 @@ func TestEventStreamOutlivesServerTimeouts(t *testing.T) {
 	d := &fakeDisc{snap: snapshot(task("t1", "10.0.1.7", 1))}
 	w := newWatcher(t, d)
 	_ = w.Refresh(context.Background())
-	srv := httptest.NewUnstartedServer(Handler(Config{Keepalive: 20 * time.Millisecond, WriteWait: time.Second}, w))
+	srv := httptest.NewUnstartedServer(handler(t, Config{Keepalive: 20 * time.Millisecond, WriteWait: time.Second}, w))
 	srv.Config.WriteTimeout = 100 * time.Millisecond
 	srv.Config.ReadTimeout = 100 * time.Millisecond
 	srv.Start()

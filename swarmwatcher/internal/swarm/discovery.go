@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"sort"
 	"strconv"
@@ -100,13 +101,19 @@ type Task struct {
 	ID           string
 	Slot         int
 	NodeID       string
-	Node         string
+	Node         string // the node's hostname (else its name, else its ID)
 	State        string
 	DesiredState string
+	// The node's facts, as the swarm reports them.
+	NodeStatus       string // ready, down, disconnected, unknown
+	NodeAvailability string // active, pause, drain
+	NodeAddress      string
+	NodeRole         string // manager, worker
 	// Address is the task's IP on the watched network, "" when it has none
 	// (AddressError then says why).
 	Address      string
 	Network      string
+	NetworkID    string
 	AddressError string
 	ContainerID  string
 	Since        time.Time
@@ -312,7 +319,7 @@ func isNotFound(err error) bool {
 // build joins the API answers into a Snapshot. It never fails: a task that
 // cannot be addressed is kept with the reason.
 func build(services []swarm.Service, tasks []swarm.Task, nodes []swarm.Node, watched []netRef) Snapshot {
-	nodeName := make(map[string]string, len(nodes))
+	byNode := make(map[string]swarm.Node, len(nodes))
 	// A task on a node the swarm reports down is lost: its state is the last
 	// the manager heard, and swarm reschedules it elsewhere. It leaves the list.
 	nodeDown := make(map[string]bool)
@@ -320,21 +327,14 @@ func build(services []swarm.Service, tasks []swarm.Task, nodes []swarm.Node, wat
 		if n.Status.State == swarm.NodeStateDown || n.Status.State == swarm.NodeStateDisconnected {
 			nodeDown[n.ID] = true
 		}
-		name := n.Description.Hostname
-		if name == "" {
-			name = n.Spec.Name
-		}
-		if name == "" {
-			name = n.ID
-		}
-		nodeName[n.ID] = name
+		byNode[n.ID] = n
 	}
 	byService := make(map[string][]Task)
 	for _, t := range tasks {
 		if t.Status.State != swarm.TaskStateRunning || nodeDown[t.NodeID] {
 			continue
 		}
-		byService[t.ServiceID] = append(byService[t.ServiceID], toTask(t, nodeName, watched))
+		byService[t.ServiceID] = append(byService[t.ServiceID], toTask(t, byNode, watched))
 	}
 	snap := Snapshot{Services: make([]Service, 0, len(services))}
 	for _, n := range watched {
@@ -399,33 +399,82 @@ func toService(s swarm.Service) Service {
 	if s.ServiceStatus != nil {
 		svc.Desired = int(s.ServiceStatus.DesiredTasks)
 	}
-	if p, ok := svc.Labels[LabelPort]; ok {
-		port, err := strconv.Atoi(strings.TrimSpace(p))
-		if err != nil || port < 1 || port > 65535 {
-			svc.ProbeError = fmt.Sprintf("label %s=%q is not a port number", LabelPort, p)
-		} else {
-			svc.ProbePort = port
-			svc.ProbePath = "/health"
-			if path := strings.TrimSpace(svc.Labels[LabelPath]); path != "" {
-				if !strings.HasPrefix(path, "/") {
-					path = "/" + path
-				}
-				svc.ProbePath = path
-			}
-		}
+	port, path, err := ProbeTarget(svc.Labels)
+	if err != nil {
+		svc.ProbeError = err.Error()
+	} else {
+		svc.ProbePort, svc.ProbePath = port, path
 	}
 	return svc
 }
 
-func toTask(t swarm.Task, nodeName map[string]string, watched []netRef) Task {
+// maxPathLen bounds the swarmwatcher.path label: it becomes part of a URL
+// the watcher requests every probe interval.
+const maxPathLen = 256
+
+// ProbeTarget reads the probe labels of a service: port 0 and no error when
+// it did not opt in. A label is a claim made by whoever deployed the
+// service, so a port that is not 1…65535, or a path that is not a plain
+// absolute path (no scheme, host, query, fragment, control characters or
+// "..", at most 256 bytes), is an error: the service is then listed but not
+// probed.
+func ProbeTarget(labels map[string]string) (port int, path string, err error) {
+	p, ok := labels[LabelPort]
+	if !ok {
+		return 0, "", nil
+	}
+	port, err = strconv.Atoi(strings.TrimSpace(p))
+	if err != nil || port < 1 || port > 65535 {
+		return 0, "", fmt.Errorf("label %s=%q is not a port number", LabelPort, p)
+	}
+	path = strings.TrimSpace(labels[LabelPath])
+	if path == "" {
+		return port, "/health", nil
+	}
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path
+	}
+	if !validPath(path) {
+		return 0, "", fmt.Errorf("label %s=%q is not a plain absolute path", LabelPath, labels[LabelPath])
+	}
+	return port, path, nil
+}
+
+func validPath(p string) bool {
+	if len(p) > maxPathLen || strings.HasPrefix(p, "//") {
+		return false
+	}
+	for _, seg := range strings.Split(p, "/") {
+		if seg == ".." {
+			return false
+		}
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if c <= ' ' || c >= 0x7f || c == '?' || c == '#' || c == '%' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+func toTask(t swarm.Task, byNode map[string]swarm.Node, watched []netRef) Task {
+	n := byNode[t.NodeID]
 	task := Task{
-		ID:           t.ID,
-		Slot:         t.Slot,
-		NodeID:       t.NodeID,
-		Node:         nodeName[t.NodeID],
-		State:        string(t.Status.State),
-		DesiredState: string(t.DesiredState),
-		Since:        t.Status.Timestamp,
+		ID:               t.ID,
+		Slot:             t.Slot,
+		NodeID:           t.NodeID,
+		Node:             n.Description.Hostname,
+		NodeStatus:       string(n.Status.State),
+		NodeAvailability: string(n.Spec.Availability),
+		NodeAddress:      n.Status.Addr,
+		NodeRole:         string(n.Spec.Role),
+		State:            string(t.Status.State),
+		DesiredState:     string(t.DesiredState),
+		Since:            t.Status.Timestamp,
+	}
+	if task.Node == "" {
+		task.Node = n.Spec.Name
 	}
 	if task.Node == "" {
 		task.Node = t.NodeID
@@ -433,49 +482,78 @@ func toTask(t swarm.Task, nodeName map[string]string, watched []netRef) Task {
 	if cs := t.Status.ContainerStatus; cs != nil {
 		task.ContainerID = cs.ContainerID
 	}
-	task.Address, task.Network, task.AddressError = address(t.NetworksAttachments, watched)
+	var w netRef
+	task.Address, w, task.AddressError = address(t.NetworksAttachments, watched)
+	task.Network, task.NetworkID = w.name, w.id
 	return task
 }
 
 // address picks the task's IP on the first watched network it is attached to.
-func address(atts []swarm.NetworkAttachment, watched []netRef) (ip, netName, reason string) {
+func address(atts []swarm.NetworkAttachment, watched []netRef) (ip string, on netRef, reason string) {
 	if len(watched) == 0 {
-		return "", "", "no overlay network to take addresses from"
+		return "", netRef{}, "no overlay network to take addresses from"
 	}
-	var empty []string // watched networks the task is on without an address
+	var empty []netRef // watched networks the task is on without a usable address
 	for _, w := range watched {
 		for _, a := range atts {
 			if w.id == "" || a.Network.ID != w.id {
 				continue
 			}
 			for _, cidr := range a.Addresses {
-				ip, _, _ := strings.Cut(cidr, "/")
-				if ip != "" {
-					return ip, w.name, ""
+				if addr, err := ParseAddress(cidr); err == nil {
+					return addr.String(), w, ""
 				}
 			}
-			empty = append(empty, w.name)
+			empty = append(empty, w)
 		}
 	}
 	if len(empty) > 0 {
-		return "", empty[0], "attached to " + strings.Join(empty, ", ") + " but without an address"
+		names := make([]string, len(empty))
+		for i, w := range empty {
+			names[i] = w.name
+		}
+		return "", empty[0], "attached to " + strings.Join(names, ", ") + " but without a usable address"
 	}
-	var on []string
+	var names []string
 	for _, a := range atts {
 		name := a.Network.Spec.Name
 		if name == "" {
 			name = a.Network.ID
 		}
-		on = append(on, name)
+		names = append(names, name)
 	}
 	want := make([]string, len(watched))
 	for i, w := range watched {
 		want[i] = w.name
 	}
-	if len(on) == 0 {
-		return "", "", "not attached to " + strings.Join(want, ", ") + " (no networks)"
+	if len(names) == 0 {
+		return "", netRef{}, "not attached to " + strings.Join(want, ", ") + " (no networks)"
 	}
-	return "", "", "not attached to " + strings.Join(want, ", ") + " (only " + strings.Join(on, ", ") + ")"
+	return "", netRef{}, "not attached to " + strings.Join(want, ", ") + " (only " + strings.Join(names, ", ") + ")"
+}
+
+// ParseAddress reads one of a task's network attachment addresses, which the
+// engine reports in CIDR form ("10.0.1.7/24"); a bare IP is accepted too.
+// The engine's answer is a claim: only a unicast address a probe may dial
+// (no loopback, unspecified, link-local, multicast or zoned address) counts.
+func ParseAddress(cidr string) (netip.Addr, error) {
+	var addr netip.Addr
+	if p, err := netip.ParsePrefix(cidr); err == nil {
+		addr = p.Addr()
+	} else if a, err2 := netip.ParseAddr(cidr); err2 == nil {
+		addr = a
+	} else {
+		return netip.Addr{}, fmt.Errorf("address %q: not an IP or CIDR", cidr)
+	}
+	addr = addr.Unmap()
+	switch {
+	case addr.Zone() != "":
+		return netip.Addr{}, fmt.Errorf("address %q: zoned", cidr)
+	case addr.IsLoopback(), addr.IsUnspecified(), addr.IsLinkLocalUnicast(), addr.IsMulticast(),
+		!addr.IsGlobalUnicast():
+		return netip.Addr{}, fmt.Errorf("address %q: not a unicast address a task can have", cidr)
+	}
+	return addr, nil
 }
 
 // Hostname returns os.Hostname or "" on error.

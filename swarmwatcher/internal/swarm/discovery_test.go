@@ -116,7 +116,7 @@ func TestRefreshFromFixtures(t *testing.T) {
 		}
 	}
 	reasons := w.Tasks[0].AddressError + " | " + w.Tasks[1].AddressError
-	if !strings.Contains(reasons, "only backend_net") || !strings.Contains(reasons, "without an address") {
+	if !strings.Contains(reasons, "only backend_net") || !strings.Contains(reasons, "without a usable address") {
 		t.Errorf("reasons = %s", reasons)
 	}
 	for _, task := range w.Tasks {

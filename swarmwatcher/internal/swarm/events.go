@@ -9,6 +9,8 @@ import (
 
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
+
+	"github.com/goblog/goblog/internal/backoff"
 )
 
 // WatchConfig tunes the event stream's reconnects.
@@ -25,7 +27,7 @@ type WatchConfig struct {
 // Watch follows the engine's event stream and calls trigger for every event
 // that can change what a refresh sees, and once after every (re)connect, so
 // that nothing that happened while disconnected is missed. It reconnects with
-// exponential backoff and returns only when ctx ends.
+// the project's backoff (jittered) and returns only when ctx ends.
 func (d *Discovery) Watch(ctx context.Context, cfg WatchConfig, trigger func(reason string)) error {
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = d.cfg.CallTimeout
@@ -39,25 +41,20 @@ func (d *Discovery) Watch(ctx context.Context, cfg WatchConfig, trigger func(rea
 	if cfg.ConnectGrace <= 0 {
 		cfg.ConnectGrace = 100 * time.Millisecond
 	}
-	backoff := cfg.MinBackoff
+	b := backoff.New(cfg.MinBackoff, cfg.MaxBackoff)
 	for {
 		connected, err := d.stream(ctx, cfg, trigger)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if connected {
-			backoff = cfg.MinBackoff
+			b.Reset()
 		}
-		d.log.Warn("event stream lost, reconnecting", "err", err, "in", backoff)
+		d.log.Warn("event stream lost, reconnecting", "err", err, "attempt", b.Attempt())
 		trigger("event stream lost")
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !b.Wait(ctx) {
 			return nil
-		case <-t.C:
 		}
-		backoff = min(2*backoff, cfg.MaxBackoff)
 	}
 }
 

@@ -159,7 +159,7 @@ func BenchmarkRefreshAndProbe1000Tasks(b *testing.B) {
 		probeTime += time.Since(t1)
 	}
 	b.StopTimer()
-	view := w.Services()
+	view := w.State().Services
 	tasks := 0
 	for _, s := range view {
 		for _, t := range s.Tasks {

@@ -1,11 +1,17 @@
 package watch
 
+import (
+	"time"
+
+	"github.com/goblog/goblog/swarmwatcher/api"
+)
+
 // Diff lists the changes that turn old into new, in an order a client can
 // apply: for a new service first service-created, then its tasks; for a
 // gone service first its tasks' removal, then service-removed. Services are
 // matched by ID, tasks by ID; a task's health is the only field whose change
 // is reported (latency and history change on every probe).
-func Diff(old, new []Service, at string) []Change {
+func Diff(old, new []Service, at time.Time) []Change {
 	var out []Change
 	oldByID := make(map[string]*Service, len(old))
 	for i := range old {
@@ -17,9 +23,9 @@ func Diff(old, new []Service, at string) []Change {
 		seen[ns.ID] = true
 		os, existed := oldByID[ns.ID]
 		if !existed {
-			out = append(out, Change{Type: ServiceCreated, Service: ns.Name, At: at})
+			out = append(out, Change{Type: api.ServiceCreated, Service: ns.Name, At: at})
 			for j := range ns.Tasks {
-				out = append(out, Change{Type: TaskAdded, Service: ns.Name, Task: &ns.Tasks[j], At: at})
+				out = append(out, Change{Type: api.TaskAdded, Service: ns.Name, Task: &ns.Tasks[j], At: at})
 			}
 			continue
 		}
@@ -34,14 +40,14 @@ func Diff(old, new []Service, at string) []Change {
 			ot, ok := oldTasks[nt.ID]
 			switch {
 			case !ok:
-				out = append(out, Change{Type: TaskAdded, Service: ns.Name, Task: nt, At: at})
+				out = append(out, Change{Type: api.TaskAdded, Service: ns.Name, Task: nt, At: at})
 			case ot.Health != nt.Health:
-				out = append(out, Change{Type: HealthChanged, Service: ns.Name, Task: nt, At: at})
+				out = append(out, Change{Type: api.HealthChanged, Service: ns.Name, Task: nt, At: at})
 			}
 		}
 		for j := range os.Tasks {
 			if ot := &os.Tasks[j]; !kept[ot.ID] {
-				out = append(out, Change{Type: TaskRemoved, Service: ns.Name, Task: ot, At: at})
+				out = append(out, Change{Type: api.TaskRemoved, Service: ns.Name, Task: ot, At: at})
 			}
 		}
 	}
@@ -51,9 +57,9 @@ func Diff(old, new []Service, at string) []Change {
 			continue
 		}
 		for j := range os.Tasks {
-			out = append(out, Change{Type: TaskRemoved, Service: os.Name, Task: &os.Tasks[j], At: at})
+			out = append(out, Change{Type: api.TaskRemoved, Service: os.Name, Task: &os.Tasks[j], At: at})
 		}
-		out = append(out, Change{Type: ServiceRemoved, Service: os.Name, At: at})
+		out = append(out, Change{Type: api.ServiceRemoved, Service: os.Name, At: at})
 	}
 	return out
 }

@@ -1,11 +1,14 @@
 package watch
 
 import (
+	"fmt"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics are the watcher's Prometheus instruments.
-type Metrics struct {
+// metrics are the watcher's Prometheus instruments, always built; registered
+// only when asked (Watcher.Register).
+type metrics struct {
 	refreshes       *prometheus.CounterVec
 	refreshDuration prometheus.Histogram
 	probes          *prometheus.CounterVec
@@ -20,9 +23,9 @@ type Metrics struct {
 	triggers        prometheus.Counter
 }
 
-// NewMetrics creates the instruments and registers them with reg.
-func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{
+// newMetrics creates the instruments; Watcher.Register registers them.
+func newMetrics() *metrics {
+	m := &metrics{
 		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "swarmwatcher_refreshes_total", Help: "Re-lists of the swarm state, by result.",
 		}, []string{"result"}),
@@ -54,7 +57,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "swarmwatcher_changes_total", Help: "Changes detected, by type.",
 		}, []string{"type"}),
 		subscribers: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "swarmwatcher_subscribers", Help: "Current change subscribers (event-stream clients, webhooks).",
+			Name: "swarmwatcher_subscribers", Help: "Current subscribers of the watcher's changes (the event-stream encoder, the webhook forwarder).",
 		}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "swarmwatcher_subscribers_dropped_total", Help: "Subscribers dropped because they fell behind.",
@@ -63,7 +66,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "swarmwatcher_engine_events_total", Help: "Engine events (and stream reconnects) that asked for a re-list.",
 		}),
 	}
-	reg.MustRegister(m.refreshes, m.refreshDuration, m.probes, m.probeLatency, m.roundDuration, m.tasks,
-		m.services, m.stale, m.changes, m.subscribers, m.dropped, m.triggers)
 	return m
+}
+
+// register adds every instrument to reg.
+func (m *metrics) register(reg prometheus.Registerer) error {
+	for _, c := range []prometheus.Collector{m.refreshes, m.refreshDuration, m.probes, m.probeLatency, m.roundDuration,
+		m.tasks, m.services, m.stale, m.changes, m.subscribers, m.dropped, m.triggers} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("register watcher metrics: %w", err)
+		}
+	}
+	return nil
 }

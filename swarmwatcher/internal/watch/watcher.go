@@ -10,6 +10,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/goblog/goblog/internal/backoff"
+	"github.com/goblog/goblog/swarmwatcher/api"
+	"github.com/goblog/goblog/swarmwatcher/internal/fanout"
 	"github.com/goblog/goblog/swarmwatcher/internal/probe"
 	"github.com/goblog/goblog/swarmwatcher/internal/swarm"
 )
@@ -46,8 +51,9 @@ type Config struct {
 	Debounce time.Duration
 	// ProbeInterval is the period of probe rounds.
 	ProbeInterval time.Duration
-	// RetryMin is the first wait after a failed re-list; it doubles up to
-	// PollInterval while the engine keeps failing.
+	// RetryMin is the first wait after a failed re-list; it grows (the
+	// project's backoff, jittered) up to PollInterval while the engine keeps
+	// failing.
 	RetryMin time.Duration
 	// StaleAfter: without a successful re-list for this long, /health fails
 	// even if no error was seen.
@@ -58,13 +64,11 @@ type Config struct {
 	Now func() time.Time
 	// Logger (nil: discard).
 	Logger *slog.Logger
-	// Metrics (nil: none).
-	Metrics *Metrics
 }
 
 // Validate reports a configuration that cannot work.
 func (c Config) Validate() error {
-	if c.PollInterval <= 0 || c.ProbeInterval <= 0 || c.Debounce < 0 || c.RetryMin <= 0 {
+	if c.PollInterval <= 0 || c.ProbeInterval <= 0 || c.Debounce < 0 || c.RetryMin <= 0 || c.TransitionPoll < 0 {
 		return errors.New("intervals must be positive")
 	}
 	if c.StaleAfter < c.PollInterval {
@@ -73,30 +77,16 @@ func (c Config) Validate() error {
 	return c.Thresholds.Validate()
 }
 
-// Message is what a subscriber receives.
-type Message struct {
-	Kind     string    // "change", "status" or "services"
-	Seq      uint64    // for changes: increasing from 1
-	Change   *Change   // Kind "change"
-	Status   *Status   // Kind "status": staleness flipped
-	Services []Service // Kind "services": the whole view after each update (opt-in)
-}
-
-// Message kinds.
-const (
-	KindChange   = "change"
-	KindStatus   = "status"
-	KindServices = "services"
-)
-
-// Watcher keeps the swarm view current and fans changes out.
+// Watcher keeps the swarm view current (the loop) and publishes every
+// change on its hub (the fan-out).
 type Watcher struct {
 	cfg     Config
 	disc    Discoverer
 	checker Checker
 	events  EventSource
 	log     *slog.Logger
-	m       *Metrics
+	m       *metrics
+	hub     *fanout.Hub[Message]
 
 	trig     chan struct{}
 	probeNew chan struct{}
@@ -108,8 +98,12 @@ type Watcher struct {
 	lastOK   time.Time
 	view     []Service // published; never modified after publication
 	moving   bool      // tasks in transition in the last snapshot
-	seq      uint64
-	subs     map[*Subscription]struct{}
+	seq      uint64    // of the last message queued
+	outbox   []fanout.Message[Message]
+
+	// flushMu keeps messages in order from the outbox to the hub; it is
+	// taken without mu, so no state lock is held while they are delivered.
+	flushMu sync.Mutex
 }
 
 // New returns a Watcher; call Run to start it.
@@ -124,19 +118,46 @@ func New(cfg Config, disc Discoverer, checker Checker, events EventSource) (*Wat
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	m := newMetrics()
 	w := &Watcher{
-		cfg: cfg, disc: disc, checker: checker, events: events, log: log, m: cfg.Metrics,
+		cfg: cfg, disc: disc, checker: checker, events: events, log: log, m: m,
+		hub: fanout.New[Message](fanout.Config{
+			OnCount: func(n int) { m.subscribers.Set(float64(n)) },
+			OnDrop: func() {
+				m.dropped.Inc()
+				log.Warn("subscriber fell behind: dropped")
+			},
+		}),
 		trig:     make(chan struct{}, 1),
 		probeNew: make(chan struct{}, 1),
 		trackers: map[string]*probe.Tracker{},
-		subs:     map[*Subscription]struct{}{},
 		view:     []Service{},
 	}
-	w.status = Status{Stale: true, Error: "no answer from the Docker API yet", Since: formatTime(cfg.Now())}
-	if w.m != nil {
-		w.m.stale.Set(1)
-	}
+	w.status = Status{Stale: true, Err: "no answer from the Docker API yet", Since: cfg.Now()}
+	w.m.stale.Set(1)
 	return w, nil
+}
+
+// Register adds the watcher's metrics to reg.
+func (w *Watcher) Register(reg prometheus.Registerer) error { return w.m.register(reg) }
+
+// Subscribe returns the current state and a subscription to every message
+// after it (skip those up to State.Seq with Sub.Keep), so a subscriber neither
+// misses nor repeats a change. buffer bounds how many messages may wait; a
+// subscriber that lets it fill up is dropped and may subscribe again.
+func (w *Watcher) Subscribe(buffer int) (State, *fanout.Sub[Message]) {
+	sub, _ := w.hub.Subscribe(buffer, "") // unbounded hub: no error
+	st := w.State()
+	sub.Skip(st.Seq)
+	return st, sub
+}
+
+// State returns the view, its status and the sequence number of the last
+// message about them.
+func (w *Watcher) State() State {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return State{Services: w.view, Status: w.status, Seq: w.seq}
 }
 
 // Run re-lists on engine events (debounced) and on the backstop poll, and
@@ -154,9 +175,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 
 // Trigger asks for a re-list soon (after the debounce).
 func (w *Watcher) Trigger(reason string) {
-	if w.m != nil {
-		w.m.triggers.Inc()
-	}
+	w.m.triggers.Inc()
 	select {
 	case w.trig <- struct{}{}:
 	default: // one is pending already
@@ -170,7 +189,7 @@ func (w *Watcher) refreshLoop(ctx context.Context) {
 	debounce.Stop()
 	defer debounce.Stop()
 	armed := false
-	retry := w.cfg.RetryMin
+	retry := backoff.New(w.cfg.RetryMin, w.cfg.PollInterval)
 	for {
 		select {
 		case <-ctx.Done():
@@ -190,10 +209,9 @@ func (w *Watcher) refreshLoop(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			next = retry
-			retry = min(2*retry, w.cfg.PollInterval)
+			next = retry.Next()
 		} else {
-			retry = w.cfg.RetryMin
+			retry.Reset()
 			if w.inTransition() && w.cfg.TransitionPoll > 0 {
 				next = min(next, w.cfg.TransitionPoll)
 			}
@@ -223,30 +241,25 @@ func (w *Watcher) Refresh(ctx context.Context) error {
 	start := w.cfg.Now()
 	snap, err := w.disc.Refresh(ctx)
 	now := w.cfg.Now()
-	if w.m != nil {
-		w.m.refreshDuration.Observe(now.Sub(start).Seconds())
+	w.m.refreshDuration.Observe(now.Sub(start).Seconds())
+	if err != nil && ctx.Err() != nil {
+		return err
 	}
+	defer w.flush()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err != nil {
-		if ctx.Err() != nil {
-			return err
-		}
-		if w.m != nil {
-			w.m.refreshes.WithLabelValues("error").Inc()
-		}
+		w.m.refreshes.WithLabelValues("error").Inc()
 		if !w.status.Stale {
 			w.log.Warn("docker API failed: keeping the last known state, marked stale", "err", err)
-			w.setStatus(Status{Stale: true, Error: err.Error(), Since: formatTime(now)})
+			w.setStatus(Status{Stale: true, Err: err.Error(), Since: now})
 		} else {
-			w.status.Error = err.Error()
+			w.status.Err = err.Error()
 		}
 		w.update(now)
 		return err
 	}
-	if w.m != nil {
-		w.m.refreshes.WithLabelValues("ok").Inc()
-	}
+	w.m.refreshes.WithLabelValues("ok").Inc()
 	w.snap, w.lastOK = snap, now
 	present := map[string]bool{}
 	fresh := false
@@ -272,8 +285,8 @@ func (w *Watcher) Refresh(ctx context.Context) error {
 		}
 	}
 	if w.status.Stale {
-		w.log.Info("docker API answers", "was", w.status.Error)
-		w.setStatus(Status{Stale: false, Since: formatTime(now)})
+		w.log.Info("docker API answers", "was", w.status.Err)
+		w.setStatus(Status{Stale: false, Since: now})
 	}
 	w.update(now)
 	if fresh {
@@ -323,16 +336,13 @@ func (w *Watcher) Probe(ctx context.Context, onlyNew bool) {
 		return
 	}
 	now := w.cfg.Now()
+	w.m.roundDuration.Observe(now.Sub(start).Seconds())
+	defer w.flush()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.m != nil {
-		w.m.roundDuration.Observe(now.Sub(start).Seconds())
-	}
 	for i, r := range results {
-		if w.m != nil {
-			w.m.probes.WithLabelValues(string(r.Outcome)).Inc()
-			w.m.probeLatency.Observe(r.Latency.Seconds())
-		}
+		w.m.probes.WithLabelValues(string(r.Outcome)).Inc()
+		w.m.probeLatency.Observe(r.Latency.Seconds())
 		if tr := w.trackers[ids[i]]; tr != nil {
 			before := tr.Health()
 			if after := tr.Record(r); after != before {
@@ -343,42 +353,56 @@ func (w *Watcher) Probe(ctx context.Context, onlyNew bool) {
 	w.update(now)
 }
 
-// setStatus records a staleness flip and tells subscribers. Caller holds mu.
+// setStatus records a staleness flip and queues it for subscribers. Caller
+// holds mu.
 func (w *Watcher) setStatus(s Status) {
 	w.status = s
-	if w.m != nil {
-		if s.Stale {
-			w.m.stale.Set(1)
-		} else {
-			w.m.stale.Set(0)
-		}
+	if s.Stale {
+		w.m.stale.Set(1)
+	} else {
+		w.m.stale.Set(0)
 	}
 	st := s
-	w.publish(Message{Kind: KindStatus, Status: &st})
+	w.queue(Message{Status: &st})
 }
 
-// update rebuilds the view, publishes the changes and then the view.
+// update rebuilds the view and queues the changes and then the view.
 // Caller holds mu.
 func (w *Watcher) update(now time.Time) {
 	view := w.build()
-	changes := Diff(w.view, view, formatTime(now))
+	changes := Diff(w.view, view, now)
 	w.view = view
 	for i := range changes {
-		w.seq++
-		if w.m != nil {
-			w.m.changes.WithLabelValues(changes[i].Type).Inc()
-		}
-		w.publish(Message{Kind: KindChange, Seq: w.seq, Change: &changes[i]})
+		w.m.changes.WithLabelValues(string(changes[i].Type)).Inc()
+		w.queue(Message{Change: &changes[i]})
 	}
-	w.publish(Message{Kind: KindServices, Services: view})
-	if w.m != nil {
-		w.m.services.Set(float64(len(view)))
-		w.m.tasks.Reset()
-		for _, s := range view {
-			for _, t := range s.Tasks {
-				w.m.tasks.WithLabelValues(s.Name, t.Health).Inc()
-			}
+	w.queue(Message{Services: view})
+	w.m.services.Set(float64(len(view)))
+	w.m.tasks.Reset()
+	for _, s := range view {
+		for _, t := range s.Tasks {
+			w.m.tasks.WithLabelValues(s.Name, string(t.Health)).Inc()
 		}
+	}
+}
+
+// queue numbers m and puts it in the outbox. Caller holds mu.
+func (w *Watcher) queue(m Message) {
+	w.seq++
+	w.outbox = append(w.outbox, fanout.Message[Message]{Seq: w.seq, Value: m})
+}
+
+// flush hands the outbox to the hub, in order, with mu released. Caller
+// does not hold mu.
+func (w *Watcher) flush() {
+	w.flushMu.Lock()
+	defer w.flushMu.Unlock()
+	w.mu.Lock()
+	out := w.outbox
+	w.outbox = nil
+	w.mu.Unlock()
+	for _, m := range out {
+		w.hub.Publish(m.Seq, m.Value)
 	}
 }
 
@@ -386,69 +410,34 @@ func (w *Watcher) update(now time.Time) {
 func (w *Watcher) build() []Service {
 	view := make([]Service, 0, len(w.snap.Services))
 	for _, s := range w.snap.Services {
-		svc := Service{
-			ID: s.ID, Name: s.Name,
-			Replicas:     Replicas{Desired: s.Desired, Running: s.Running},
-			Tasks:        make([]Task, 0, len(s.Tasks)),
-			Mode:         s.Mode,
-			EndpointMode: s.EndpointMode,
-			ProbePort:    s.ProbePort,
-			ProbePath:    s.ProbePath,
-			ProbeError:   s.ProbeError,
-			Labels:       s.Labels,
-		}
+		svc := Service{Service: s, Tasks: make([]Task, 0, len(s.Tasks))}
+		svc.Service.Tasks = nil
 		for _, t := range s.Tasks {
-			task := Task{
-				ID: t.ID, Slot: t.Slot, Node: t.Node, State: t.State, DesiredState: t.DesiredState,
-				Address: t.Address, Port: s.ProbePort, Network: t.Network, AddressError: t.AddressError,
-			}
+			task := Task{Task: t, Port: s.ProbePort}
 			tr := w.trackers[t.ID]
 			switch {
 			case t.Draining():
-				task.Health = HealthDraining
+				task.Health = api.HealthDraining
 			case s.ProbePort == 0 || t.Address == "":
-				task.Health = HealthUnknown
+				task.Health = api.HealthUnknown
 			case tr == nil:
-				task.Health = string(probe.Starting)
+				task.Health = api.HealthStarting
 			default:
-				task.Health = string(tr.Health())
+				task.Health = tr.Health()
 			}
 			if tr != nil {
-				if last, ok := tr.Last(); ok {
-					task.LastCheck = formatTime(last.At)
-					task.LatencyMs = ms(last.Latency)
-					task.LastError = last.Err
-				}
+				task.Last, _ = tr.Last()
 				task.ConsecutiveFailures = tr.ConsecutiveFailures()
-				for _, r := range tr.History() {
-					task.History = append(task.History, Check{
-						At: formatTime(r.At), Outcome: string(r.Outcome), Code: r.Code, LatencyMs: ms(r.Latency), Error: r.Err,
-					})
-				}
+				task.History = tr.History()
 			}
 			if w.status.Stale {
-				task.Health = HealthUnknown
+				task.Health = api.HealthUnknown
 			}
 			svc.Tasks = append(svc.Tasks, task)
 		}
 		view = append(view, svc)
 	}
 	return view
-}
-
-// Services returns the current view. The slice is shared and must not be
-// modified.
-func (w *Watcher) Services() []Service {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.view
-}
-
-// Status returns whether the view is stale.
-func (w *Watcher) Status() Status {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.status
 }
 
 // Healthy reports whether the Docker API answered the last re-list and did

@@ -2,13 +2,14 @@ package watch
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/goblog/goblog/swarmwatcher/api"
+	"github.com/goblog/goblog/swarmwatcher/internal/fanout"
 	"github.com/goblog/goblog/swarmwatcher/internal/probe"
 	"github.com/goblog/goblog/swarmwatcher/internal/swarm"
 	"github.com/prometheus/client_golang/prometheus"
@@ -122,9 +123,12 @@ func newHarness(t *testing.T) *harness {
 	w, err := New(Config{
 		PollInterval: 5 * time.Second, Debounce: time.Millisecond, ProbeInterval: time.Hour, RetryMin: time.Millisecond,
 		StaleAfter: 15 * time.Second, Thresholds: probe.Thresholds{Rise: 1, Fall: 2, History: 3},
-		Now: c.Now, Metrics: NewMetrics(h.reg),
+		Now: c.Now,
 	}, h.disc, h.checker, nil)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Register(h.reg); err != nil {
 		t.Fatal(err)
 	}
 	h.w = w
@@ -132,7 +136,7 @@ func newHarness(t *testing.T) *harness {
 }
 
 // drain returns every message waiting on the subscription.
-func drain(s *Subscription) []Message {
+func drain(s *fanout.Sub[Message]) []Message {
 	var out []Message
 	for {
 		select {
@@ -140,7 +144,9 @@ func drain(s *Subscription) []Message {
 			if !ok {
 				return out
 			}
-			out = append(out, m)
+			if s.Keep(m) {
+				out = append(out, m.Value)
+			}
 		default:
 			return out
 		}
@@ -150,14 +156,14 @@ func drain(s *Subscription) []Message {
 func changes(ms []Message) []string {
 	var out []string
 	for _, m := range ms {
-		switch m.Kind {
-		case KindChange:
-			s := m.Change.Type + " " + m.Change.Service
+		switch {
+		case m.Change != nil:
+			s := string(m.Change.Type) + " " + m.Change.Service
 			if m.Change.Task != nil {
-				s += " " + m.Change.Task.ID + " " + m.Change.Task.Health
+				s += " " + m.Change.Task.ID + " " + string(m.Change.Task.Health)
 			}
 			out = append(out, s)
-		case KindStatus:
+		case m.Status != nil:
 			out = append(out, "status stale="+map[bool]string{true: "true", false: "false"}[m.Status.Stale])
 		}
 	}
@@ -169,7 +175,7 @@ func healthOf(t *testing.T, view []Service) map[string]string {
 	out := map[string]string{}
 	for _, s := range view {
 		for _, task := range s.Tasks {
-			out[task.ID] = task.Health
+			out[task.ID] = string(task.Health)
 		}
 	}
 	return out
@@ -178,10 +184,11 @@ func healthOf(t *testing.T, view []Service) map[string]string {
 func TestLifecycle(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
-	if h.w.Healthy() || !h.w.Status().Stale {
+	if h.w.Healthy() || !h.w.State().Status.Stale {
 		t.Fatal("healthy before the first answer from the engine")
 	}
-	view, st, sub := h.w.Subscribe(1000, false)
+	st0, sub := h.w.Subscribe(1000)
+	view, st := st0.Services, st0.Status
 	if len(view) != 0 || !st.Stale {
 		t.Fatalf("initial view %v status %+v", view, st)
 	}
@@ -221,8 +228,8 @@ func TestLifecycle(t *testing.T) {
 	if probed != "http://10.0.1.7:6767/health http://10.0.1.8:6767/health http://10.0.1.9:8080/health" {
 		t.Errorf("probed %s (draining, unlabelled and unaddressed tasks must be skipped)", probed)
 	}
-	t1 := findTask(h.w.Services(), "t1")
-	if t1.LastCheck != "2026-11-22T12:00:01.000Z" || t1.LatencyMs != 1.5 || t1.Port != 6767 || len(t1.History) != 1 || t1.History[0].Outcome != "pass" {
+	t1 := findTask(h.w.State().Services, "t1")
+	if !t1.Last.At.Equal(h.clock.Now()) || t1.Last.Latency != 1500*time.Microsecond || t1.Port != 6767 || len(t1.History) != 1 || t1.History[0].Outcome != "pass" {
 		t.Errorf("t1 after probe = %+v", t1)
 	}
 
@@ -236,7 +243,7 @@ func TestLifecycle(t *testing.T) {
 	if got := changes(drain(sub)); !sameSet(got, []string{"health-changed goblog_accountservice t2 critical"}) {
 		t.Fatalf("second failure: %v", got)
 	}
-	if t2 := findTask(h.w.Services(), "t2"); t2.ConsecutiveFailures != 2 || t2.LastError != "HTTP 500" {
+	if t2 := findTask(h.w.State().Services, "t2"); t2.ConsecutiveFailures != 2 || t2.Last.Err != "HTTP 500" {
 		t.Errorf("t2 = %+v", t2)
 	}
 
@@ -268,15 +275,15 @@ func TestLifecycle(t *testing.T) {
 	if len(got) == 0 || got[0] != "status stale=true" {
 		t.Fatalf("stale: %v", got)
 	}
-	if msgs[0].Status.Error != "list services: connection refused" || msgs[0].Status.Since != "2026-11-22T12:00:01.000Z" {
+	if msgs[0].Status.Err != "list services: connection refused" || !msgs[0].Status.Since.Equal(time.Date(2026, 11, 22, 12, 0, 1, 0, time.UTC)) {
 		t.Errorf("status = %+v", msgs[0].Status)
 	}
-	view = h.w.Services()
+	view = h.w.State().Services
 	if len(view) != 4 || len(findService(view, "goblog_accountservice").Tasks) != 2 {
 		t.Fatalf("view lost on error: %+v", view)
 	}
 	for id, hl := range healthOf(t, view) {
-		if hl != HealthUnknown {
+		if hl != string(api.HealthUnknown) {
 			t.Errorf("stale task %s health %s, want unknown", id, hl)
 		}
 	}
@@ -299,7 +306,7 @@ func TestLifecycle(t *testing.T) {
 	if len(got) == 0 || got[0] != "status stale=false" {
 		t.Fatalf("recovery: %v", got)
 	}
-	if hl := healthOf(t, h.w.Services()); hl["t2"] != "critical" || hl["q0"] != "draining" {
+	if hl := healthOf(t, h.w.State().Services); hl["t2"] != "critical" || hl["q0"] != "draining" {
 		t.Errorf("health after recovery: %v", hl)
 	}
 	if !h.w.Healthy() {
@@ -331,7 +338,8 @@ func TestSnapshotPlusChangesEqualsView(t *testing.T) {
 	ctx := context.Background()
 	_ = h.w.Refresh(ctx)
 	h.w.Probe(ctx, false)
-	view, _, sub := h.w.Subscribe(1000, false)
+	st, sub := h.w.Subscribe(1000)
+	view := st.Services
 	model := map[string]map[string]Task{}
 	for _, s := range view {
 		model[s.Name] = map[string]Task{}
@@ -354,28 +362,22 @@ func TestSnapshotPlusChangesEqualsView(t *testing.T) {
 	_ = h.w.Refresh(ctx)
 
 	for _, m := range drain(sub) {
-		if m.Kind != KindChange {
+		if m.Change == nil {
 			continue
 		}
-		c := m.Change
-		// Round-trip through JSON as a webhook receiver would.
-		var back Change
-		b, _ := json.Marshal(c)
-		if err := json.Unmarshal(b, &back); err != nil {
-			t.Fatal(err)
-		}
+		back := m.Change
 		switch back.Type {
-		case ServiceCreated:
+		case api.ServiceCreated:
 			model[back.Service] = map[string]Task{}
-		case ServiceRemoved:
+		case api.ServiceRemoved:
 			delete(model, back.Service)
-		case TaskAdded, HealthChanged:
+		case api.TaskAdded, api.HealthChanged:
 			model[back.Service][back.Task.ID] = *back.Task
-		case TaskRemoved:
+		case api.TaskRemoved:
 			delete(model[back.Service], back.Task.ID)
 		}
 	}
-	final := h.w.Services()
+	final := h.w.State().Services
 	if len(model) != len(final) {
 		t.Fatalf("model has %d services, view %d", len(model), len(final))
 	}
@@ -393,8 +395,8 @@ func TestSnapshotPlusChangesEqualsView(t *testing.T) {
 
 func TestSlowSubscriberIsDroppedWithoutBlocking(t *testing.T) {
 	h := newHarness(t)
-	_, _, slow := h.w.Subscribe(2, true)
-	_, _, fast := h.w.Subscribe(10000, true)
+	_, slow := h.w.Subscribe(2)
+	_, fast := h.w.Subscribe(10000)
 	ctx := context.Background()
 	for range 50 {
 		_ = h.w.Refresh(ctx) // each publishes at least a view
@@ -410,16 +412,34 @@ func TestSlowSubscriberIsDroppedWithoutBlocking(t *testing.T) {
 	if fast.Dropped() || len(drain(fast)) < 100 {
 		t.Error("fast subscriber lost messages")
 	}
-	var views int
-	_, _, noViews := h.w.Subscribe(100, false)
+}
+
+// A subscriber that starts while messages for the state it read are still
+// on their way neither misses nor repeats one: Subscribe's State.Seq skips
+// exactly those.
+func TestSubscribeNeitherMissesNorRepeats(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
 	_ = h.w.Refresh(ctx)
-	for _, m := range drain(noViews) {
-		if m.Kind == KindServices {
-			views++
-		}
+	// Queue messages without flushing them, as a concurrent update would.
+	h.w.mu.Lock()
+	h.clock.Add(time.Second)
+	h.w.setStatus(Status{Stale: true, Err: "x", Since: h.clock.Now()})
+	h.w.mu.Unlock()
+	st, sub := h.w.Subscribe(100)
+	if !st.Status.Stale {
+		t.Fatal("state misses the queued status")
 	}
-	if views != 0 {
-		t.Errorf("subscriber without views got %d", views)
+	h.w.flush() // delivers the queued status: already in st, skipped
+	if got := changes(drain(sub)); len(got) != 0 {
+		t.Fatalf("repeated: %v", got)
+	}
+	h.w.mu.Lock()
+	h.w.setStatus(Status{Stale: false, Since: h.clock.Now()})
+	h.w.mu.Unlock()
+	h.w.flush()
+	if got := changes(drain(sub)); len(got) != 1 || got[0] != "status stale=false" {
+		t.Fatalf("after the state: %v, want the one new status", got)
 	}
 }
 
@@ -469,8 +489,8 @@ func TestRunRelistsOnEventsAndStops(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return")
 	}
-	if !w.Status().Stale || len(w.Services()) != 4 {
-		t.Errorf("after failures: status %+v, %d services", w.Status(), len(w.Services()))
+	if !w.State().Status.Stale || len(w.State().Services) != 4 {
+		t.Errorf("after failures: status %+v, %d services", w.State().Status, len(w.State().Services))
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -15,12 +16,25 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/goblog/goblog/swarmwatcher/api"
 )
 
+// change is what a receiver decodes; N numbers the test's changes (sent
+// in the "at" field).
 type change struct {
 	Type    string `json:"type"`
 	Service string `json:"service"`
-	N       int    `json:"n"`
+	At      string `json:"at"`
+	N       int    `json:"-"`
+}
+
+// chg is the n-th change the test sends.
+func chg(typ, service string, n int) api.Change {
+	if typ == "" {
+		typ = string(api.TaskAdded)
+	}
+	return api.Change{Type: api.EventType(typ), Service: service, At: strconv.Itoa(n)}
 }
 
 // receiver records what it was sent; answer decides each reply.
@@ -29,6 +43,7 @@ type receiver struct {
 	mu     sync.Mutex
 	got    []change
 	hdrs   []http.Header
+	bodies [][]byte // raw, as received
 	calls  int
 	answer func(call int, w http.ResponseWriter, r *http.Request) // nil: 204
 }
@@ -43,8 +58,10 @@ func newReceiver(t *testing.T, answer func(int, http.ResponseWriter, *http.Reque
 		call := rc.calls
 		var c change
 		if r.Method == http.MethodPost && r.Header.Get("Content-Type") == "application/json" && json.Unmarshal(body, &c) == nil {
+			c.N, _ = strconv.Atoi(c.At)
 			rc.got = append(rc.got, c)
 			rc.hdrs = append(rc.hdrs, r.Header.Clone())
+			rc.bodies = append(rc.bodies, body)
 		}
 		rc.mu.Unlock()
 		if rc.answer != nil {
@@ -80,6 +97,9 @@ func (s *sleeps) sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	}
 }
+
+// fullJitter draws the top of the jitter range: the nominal delay.
+func fullJitter(n int64) int64 { return n }
 
 func (s *sleeps) get() []time.Duration {
 	s.mu.Lock()
@@ -128,7 +148,7 @@ func TestDeliversInOrderToEveryURL(t *testing.T) {
 	a, b := newReceiver(t, nil), newReceiver(t, nil)
 	d, reg := run(t, Config{URLs: []string{a.srv.URL + "/hook", b.srv.URL + "/hook?token=secret"}})
 	for i := 1; i <= 5; i++ {
-		d.Send(change{Type: "task-added", Service: "goblog_accountservice", N: i})
+		d.Send(chg("task-added", "goblog_accountservice", i))
 	}
 	for _, rc := range []*receiver{a, b} {
 		eventually(t, "five changes", func() bool { return len(rc.received()) == 5 })
@@ -169,8 +189,8 @@ func TestRetriesAfter500WithBackoff(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	})
 	sl := &sleeps{}
-	d, _ := run(t, Config{URLs: []string{rc.srv.URL}, MinBackoff: 100 * time.Millisecond, Sleep: sl.sleep})
-	d.Send(change{Type: "health-changed", N: 1})
+	d, _ := run(t, Config{URLs: []string{rc.srv.URL}, MinBackoff: 100 * time.Millisecond, Sleep: sl.sleep, Jitter: fullJitter})
+	d.Send(chg("health-changed", "", 1))
 	eventually(t, "delivery", func() bool { return counter(d, d.m.sent, rc.srv.URL) == 1 })
 	if got := sl.get(); !slices.Equal(got, []time.Duration{100 * time.Millisecond, 200 * time.Millisecond}) {
 		t.Errorf("backoff = %v, want [100ms 200ms]", got)
@@ -189,8 +209,8 @@ func TestRetriesAfter500WithBackoff(t *testing.T) {
 func TestAlways500GivesUp(t *testing.T) {
 	rc := newReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusBadGateway) })
 	d, _ := run(t, Config{URLs: []string{rc.srv.URL}, MaxAttempts: 3, Sleep: (&sleeps{}).sleep})
-	d.Send(change{N: 1})
-	d.Send(change{N: 2})
+	d.Send(chg("", "", 1))
+	d.Send(chg("", "", 2))
 	eventually(t, "two failures", func() bool { return counter(d, d.m.failed, rc.srv.URL) == 2 })
 	if got := len(rc.received()); got != 6 {
 		t.Errorf("receiver saw %d attempts, want 6", got)
@@ -200,7 +220,7 @@ func TestAlways500GivesUp(t *testing.T) {
 func TestPermanent4xxIsNotRetried(t *testing.T) {
 	rc := newReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNotFound) })
 	d, _ := run(t, Config{URLs: []string{rc.srv.URL}, Sleep: (&sleeps{}).sleep})
-	d.Send(change{N: 1})
+	d.Send(chg("", "", 1))
 	eventually(t, "failure", func() bool { return counter(d, d.m.failed, rc.srv.URL) == 1 })
 	if got := len(rc.received()); got != 1 {
 		t.Errorf("receiver saw %d attempts, want 1", got)
@@ -228,7 +248,7 @@ func TestHangingReceiverHitsDeadlineAndNeverBlocksSend(t *testing.T) {
 	sent := make(chan struct{})
 	go func() {
 		for i := 1; i <= n; i++ {
-			d.Send(change{N: i})
+			d.Send(chg("", "", i))
 		}
 		close(sent)
 	}()
@@ -278,11 +298,11 @@ func TestHangingReceiverHitsDeadlineAndNeverBlocksSend(t *testing.T) {
 func TestReceiverThatDisappears(t *testing.T) {
 	rc := newReceiver(t, nil)
 	sl := &sleeps{}
-	d, _ := run(t, Config{URLs: []string{rc.srv.URL}, MaxAttempts: 4, MinBackoff: 10 * time.Millisecond, Sleep: sl.sleep})
-	d.Send(change{N: 1})
+	d, _ := run(t, Config{URLs: []string{rc.srv.URL}, MaxAttempts: 4, MinBackoff: 10 * time.Millisecond, Sleep: sl.sleep, Jitter: fullJitter})
+	d.Send(chg("", "", 1))
 	eventually(t, "first delivery", func() bool { return counter(d, d.m.sent, rc.srv.URL) == 1 })
 	rc.srv.Close()
-	d.Send(change{N: 2})
+	d.Send(chg("", "", 2))
 	eventually(t, "give-up", func() bool { return counter(d, d.m.failed, rc.srv.URL) == 1 })
 	if got := sl.get(); !slices.Equal(got, []time.Duration{10 * time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond}) {
 		t.Errorf("backoff = %v, want [10ms 20ms 40ms]", got)
@@ -297,7 +317,7 @@ func TestDropsOldestWhenFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 1; i <= 10; i++ { // nothing delivers yet
-		d.Send(change{N: i})
+		d.Send(chg("", "", i))
 	}
 	if got := counter(d, d.m.dropped, rc.srv.URL); got != 7 {
 		t.Fatalf("dropped_total = %v, want 7", got)
@@ -340,7 +360,7 @@ func TestRunStopsMidRetry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.Send(change{N: 1})
+	d.Send(chg("", "", 1))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { d.Run(ctx); close(done) }()
@@ -382,5 +402,5 @@ func TestParseURLsAndValidate(t *testing.T) {
 		t.Error("registering the metrics twice went unnoticed")
 	}
 	var nilD *Dispatcher
-	nilD.Send(change{}) // no URLs configured: a no-op, not a panic
+	nilD.Send(api.Change{}) // no URLs configured: a no-op, not a panic
 }

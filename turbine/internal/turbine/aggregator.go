@@ -12,10 +12,14 @@ import (
 	"sync"
 )
 
-// Limits that keep one misbehaving stream from eating the aggregator's memory.
-const (
-	maxKeysPerHost = 1000
-	maxNameLen     = 512
+// maxNameLen bounds a sample's type plus name.
+const maxNameLen = 512
+
+// Errors Update returns when a host breaks a bound; its stream is then cut.
+var (
+	ErrTooManyKeys  = errors.New("host reports more distinct samples than allowed")
+	ErrTooManyBytes = errors.New("host's samples exceed the byte budget")
+	errHostGone     = errors.New("host removed")
 )
 
 // Sample is one decoded Hystrix stream event (a HystrixCommand or HystrixThreadPool object).
@@ -35,6 +39,9 @@ func ParseSample(data []byte) (Sample, error) {
 	if s == nil {
 		return nil, errors.New("sample is not an object")
 	}
+	if dec.More() {
+		return nil, errors.New("trailing data after the sample")
+	}
 	typ, _ := s["type"].(string)
 	name, _ := s["name"].(string)
 	if typ == "" || name == "" || len(typ)+len(name) > maxNameLen {
@@ -49,11 +56,17 @@ func (s Sample) key() key {
 	return key{typ, name}
 }
 
+type entry struct {
+	s    Sample
+	size int // bytes of the line it came from
+}
+
 // Host is one instance's place in the aggregator; its pointer identifies one connection's
 // generation, so a stream that was removed cannot add data back.
 type Host struct {
-	id      string
-	samples map[key]Sample
+	id, service string
+	samples     map[key]entry
+	bytes       int
 }
 
 // Aggregator keeps the latest sample of every (type, name) from every connected host and
@@ -61,18 +74,32 @@ type Host struct {
 // (the dashboard divides means, percentiles and properties by reportingHosts), a boolean
 // or string that all hosts agree on is kept and one they disagree on becomes a map of value
 // to host count, and reportingHosts is the sum of the hosts' own (1 each). A host's
-// contribution leaves the aggregate as soon as the host is removed.
+// contribution leaves the aggregate as soon as the host is removed. Each host is bounded in
+// distinct keys and in the bytes of the samples it holds.
 type Aggregator struct {
+	maxKeys, maxBytes int
+
 	mu    sync.Mutex
 	hosts map[string]*Host
 }
 
-// NewAggregator returns an empty Aggregator.
-func NewAggregator() *Aggregator { return &Aggregator{hosts: map[string]*Host{}} }
+// NewAggregator returns an empty Aggregator holding at most maxKeys samples and maxBytes
+// bytes of samples per host (zero or less: the defaults).
+func NewAggregator(maxKeys, maxBytes int) *Aggregator {
+	d := DefaultConfig()
+	if maxKeys <= 0 {
+		maxKeys = d.MaxKeysPerHost
+	}
+	if maxBytes <= 0 {
+		maxBytes = d.MaxBytesPerHost
+	}
+	return &Aggregator{maxKeys: maxKeys, maxBytes: maxBytes, hosts: map[string]*Host{}}
+}
 
-// AddHost starts a new generation for instance id, dropping data of any previous one.
-func (a *Aggregator) AddHost(id string) *Host {
-	h := &Host{id: id, samples: map[key]Sample{}}
+// AddHost starts a new generation for instance id of service, dropping data of any
+// previous one.
+func (a *Aggregator) AddHost(id, service string) *Host {
+	h := &Host{id: id, service: service, samples: map[key]entry{}}
 	a.mu.Lock()
 	a.hosts[id] = h
 	a.mu.Unlock()
@@ -94,33 +121,59 @@ func (a *Aggregator) ClearHost(h *Host) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.hosts[h.id] == h {
-		h.samples = map[key]Sample{}
+		h.samples = map[key]entry{}
+		h.bytes = 0
 	}
 }
 
-// Update records s as host h's latest sample for its (type, name). It reports false when h
-// has been removed or is over its key limit.
-func (a *Aggregator) Update(h *Host, s Sample) bool {
+// Update records s, parsed from size bytes, as host h's latest sample for its (type,
+// name). It returns ErrTooManyKeys or ErrTooManyBytes when the sample would break the
+// host's bounds (the sample is not kept), and an error when h has been removed.
+func (a *Aggregator) Update(h *Host, s Sample, size int) error {
 	k := s.key()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.hosts[h.id] != h {
-		return false
+		return errHostGone
 	}
-	if _, ok := h.samples[k]; !ok && len(h.samples) >= maxKeysPerHost {
-		return false
+	old, ok := h.samples[k]
+	if !ok && len(h.samples) >= a.maxKeys {
+		return ErrTooManyKeys
 	}
-	h.samples[k] = s
-	return true
+	if h.bytes-old.size+size > a.maxBytes {
+		return ErrTooManyBytes
+	}
+	h.samples[k] = entry{s: s, size: size}
+	h.bytes += size - old.size
+	return nil
 }
 
-// Snapshot returns the aggregate, one Sample per (type, name), sorted by type then name.
-func (a *Aggregator) Snapshot() []Sample {
+// Keys is the number of distinct (type, name) samples across hosts, counted without
+// building the aggregate.
+func (a *Aggregator) Keys() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	seen := map[key]struct{}{}
+	for _, h := range a.hosts {
+		for k := range h.samples {
+			seen[k] = struct{}{}
+		}
+	}
+	return len(seen)
+}
+
+// Snapshot returns the aggregate of the hosts of cluster (a service; "" means every host),
+// one Sample per (type, name), sorted by type then name.
+func (a *Aggregator) Snapshot(cluster string) []Sample {
 	a.mu.Lock()
 	byKey := map[key][]Sample{}
 	for _, id := range sortedHostIDs(a.hosts) {
-		for k, s := range a.hosts[id].samples {
-			byKey[k] = append(byKey[k], s)
+		h := a.hosts[id]
+		if cluster != "" && h.service != cluster {
+			continue
+		}
+		for k, e := range h.samples {
+			byKey[k] = append(byKey[k], e.s)
 		}
 	}
 	a.mu.Unlock()

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"testing"
 )
@@ -62,17 +64,17 @@ func find(t *testing.T, samples []Sample, typ string) Sample {
 func TestAggregateRecordedSamples(t *testing.T) {
 	ok := loadSamples(t, "testdata/host-ok.stream")           // 20 successes, circuit closed
 	failing := loadSamples(t, "testdata/host-failing.stream") // 5 failures, 15 short-circuited, open
-	agg := NewAggregator()
-	h1, h2, h3 := agg.AddHost("h1"), agg.AddHost("h2"), agg.AddHost("h3")
+	agg := NewAggregator(0, 0)
+	h1, h2, h3 := agg.AddHost("h1", "accountservice"), agg.AddHost("h2", "accountservice"), agg.AddHost("h3", "accountservice")
 	for _, s := range ok {
-		agg.Update(h1, s)
-		agg.Update(h2, s)
+		mustUpdate(t, agg, h1, s)
+		mustUpdate(t, agg, h2, s)
 	}
 	for _, s := range failing {
-		agg.Update(h3, s)
+		mustUpdate(t, agg, h3, s)
 	}
 
-	snap := agg.Snapshot()
+	snap := agg.Snapshot("")
 	if len(snap) != 2 {
 		t.Fatalf("%d aggregated samples, want HystrixCommand and HystrixThreadPool", len(snap))
 	}
@@ -119,7 +121,7 @@ func TestAggregateRecordedSamples(t *testing.T) {
 
 	// Removing a host takes its contribution out at once.
 	agg.RemoveHost(h3)
-	cmd = find(t, agg.Snapshot(), "HystrixCommand")
+	cmd = find(t, agg.Snapshot(""), "HystrixCommand")
 	if r, n := num(t, cmd, "reportingHosts"), num(t, cmd, "requestCount"); r != 2 || n != 40 {
 		t.Fatalf("after removing h3: reportingHosts %v requestCount %v, want 2 and 40", r, n)
 	}
@@ -128,40 +130,40 @@ func TestAggregateRecordedSamples(t *testing.T) {
 	}
 
 	// A newer sample from a host replaces its older one (no double counting).
-	agg.Update(h1, ok[0])
-	if n := num(t, find(t, agg.Snapshot(), "HystrixCommand"), "requestCount"); n != 40 {
+	mustUpdate(t, agg, h1, ok[0])
+	if n := num(t, find(t, agg.Snapshot(""), "HystrixCommand"), "requestCount"); n != 40 {
 		t.Fatalf("re-sent sample counted twice: requestCount %v", n)
 	}
 
 	// A host of an older generation cannot add data back.
 	agg.RemoveHost(h2)
 	old := h2
-	agg.AddHost("h2")
-	if agg.Update(old, ok[0]) {
+	agg.AddHost("h2", "accountservice")
+	if agg.Update(old, ok[0], 100) == nil {
 		t.Fatal("a removed host's stream updated the aggregate")
 	}
-	if r := num(t, find(t, agg.Snapshot(), "HystrixCommand"), "reportingHosts"); r != 1 {
+	if r := num(t, find(t, agg.Snapshot(""), "HystrixCommand"), "reportingHosts"); r != 1 {
 		t.Fatalf("reportingHosts %v, want 1 (only h1 has data)", r)
 	}
 
 	// Everything out: nothing to report.
 	agg.RemoveHost(h1)
 	agg.ClearHost(h3) // unknown: ignored
-	if snap := agg.Snapshot(); len(snap) != 0 {
+	if snap := agg.Snapshot(""); len(snap) != 0 {
 		t.Fatalf("empty aggregator reports %v", snap)
 	}
 }
 
 func TestAggregateSnapshotMarshals(t *testing.T) {
-	agg := NewAggregator()
-	h := agg.AddHost("h")
+	agg := NewAggregator(0, 0)
+	h := agg.AddHost("h", "x")
 	s, err := ParseSample([]byte(`{"type":"HystrixCommand","name":"x","a":1.5,"b":1e400,"c":null,"d":[1,2]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	agg.Update(h, s)
-	agg.Update(agg.AddHost("h2"), s)
-	for _, out := range agg.Snapshot() {
+	mustUpdate(t, agg, h, s)
+	mustUpdate(t, agg, agg.AddHost("h2", "x"), s)
+	for _, out := range agg.Snapshot("") {
 		if _, err := json.Marshal(out); err != nil {
 			t.Fatalf("aggregate does not marshal: %v", err)
 		}
@@ -169,9 +171,78 @@ func TestAggregateSnapshotMarshals(t *testing.T) {
 }
 
 func TestParseSampleRejects(t *testing.T) {
-	for _, body := range []string{``, `null`, `[]`, `{}`, `{"type":"HystrixCommand"}`, `{"type":1,"name":"x"}`, `{"type":"x","name":"y"`} {
+	for _, body := range []string{``, `null`, `[]`, `{}`, `{"type":"HystrixCommand"}`, `{"type":1,"name":"x"}`, `{"type":"x","name":"y"`, `{"type":"x","name":"y"} {}`} {
 		if _, err := ParseSample([]byte(body)); err == nil {
 			t.Errorf("ParseSample(%q) accepted it", body)
 		}
+	}
+}
+
+func mustUpdate(t *testing.T, agg *Aggregator, h *Host, s Sample) {
+	t.Helper()
+	if err := agg.Update(h, s, 1000); err != nil {
+		t.Fatalf("update %s: %v", h.id, err)
+	}
+}
+
+func sample(t *testing.T, typ, name string, requests int) Sample {
+	t.Helper()
+	s, err := ParseSample(fmt.Appendf(nil, `{"type":%q,"name":%q,"requestCount":%d}`, typ, name, requests))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestAggregateOneCluster(t *testing.T) {
+	agg := NewAggregator(0, 0)
+	mustUpdate(t, agg, agg.AddHost("a1", "accountservice"), sample(t, "HystrixCommand", "quotes", 10))
+	mustUpdate(t, agg, agg.AddHost("a2", "accountservice"), sample(t, "HystrixCommand", "quotes", 5))
+	mustUpdate(t, agg, agg.AddHost("q1", "quotes-service"), sample(t, "HystrixCommand", "quotes", 100))
+	for _, c := range []struct {
+		cluster       string
+		hosts, counts float64
+	}{{"", 3, 115}, {"accountservice", 2, 15}, {"quotes-service", 1, 100}} {
+		snap := agg.Snapshot(c.cluster)
+		if len(snap) != 1 {
+			t.Fatalf("cluster %q: %d samples", c.cluster, len(snap))
+		}
+		if h, n := num(t, snap[0], "reportingHosts"), num(t, snap[0], "requestCount"); h != c.hosts || n != c.counts {
+			t.Errorf("cluster %q: reportingHosts %v requestCount %v, want %v and %v", c.cluster, h, n, c.hosts, c.counts)
+		}
+	}
+	if snap := agg.Snapshot("nobody"); len(snap) != 0 {
+		t.Errorf("unknown cluster aggregates %v", snap)
+	}
+}
+
+func TestAggregatorBoundsEachHost(t *testing.T) {
+	agg := NewAggregator(2, 1000)
+	h := agg.AddHost("h", "x")
+	if err := agg.Update(h, sample(t, "HystrixCommand", "a", 1), 100); err != nil {
+		t.Fatal(err)
+	}
+	if err := agg.Update(h, sample(t, "HystrixCommand", "b", 1), 100); err != nil {
+		t.Fatal(err)
+	}
+	if err := agg.Update(h, sample(t, "HystrixCommand", "c", 1), 100); !errors.Is(err, ErrTooManyKeys) {
+		t.Fatalf("third key: %v, want ErrTooManyKeys", err)
+	}
+	// Replacing a known key is not a new key; its old size is given back.
+	if err := agg.Update(h, sample(t, "HystrixCommand", "a", 2), 900); err != nil {
+		t.Fatalf("replace within the budget: %v", err)
+	}
+	if err := agg.Update(h, sample(t, "HystrixCommand", "b", 2), 200); !errors.Is(err, ErrTooManyBytes) {
+		t.Fatalf("over the byte budget: %v, want ErrTooManyBytes", err)
+	}
+	if got := num(t, agg.Snapshot("")[0], "requestCount"); got != 2 {
+		t.Errorf("a's requestCount %v, want the replacement's 2", got)
+	}
+	if agg.Keys() != 2 {
+		t.Errorf("Keys() = %d, want 2", agg.Keys())
+	}
+	agg.ClearHost(h)
+	if err := agg.Update(h, sample(t, "HystrixCommand", "c", 1), 1000); err != nil {
+		t.Fatalf("after ClearHost the budget is free again: %v", err)
 	}
 }

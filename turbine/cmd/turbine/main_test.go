@@ -1,0 +1,51 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoad(t *testing.T) {
+	c, _, done, err := load(nil)
+	if done || err != nil {
+		t.Fatal(done, err)
+	}
+	if c.Listen != ":8282" || c.AMQPURL != "amqp://guest:guest@rabbitmq:5672/" || c.EmitInterval != time.Second || c.StreamPath != "/hystrix.stream" || c.DebugListen != "" ||
+		c.WatcherURL != "http://swarmwatcher:6969" || c.MaxStreams != 256 {
+		t.Fatalf("defaults: %+v", c)
+	}
+	t.Setenv("AMQP_URL", "amqp://u:p@broker:5673/")
+	t.Setenv("EXPIRY_INTERVAL", "") // empty: unset
+	t.Setenv("WATCHER_URL", "http://watcher.example:7000")
+	if c, _, _, err := load([]string{"-emit-interval", "500ms", "-max-streams", "3"}); err != nil || c.AMQPURL != "amqp://u:p@broker:5673/" ||
+		c.EmitInterval != 500*time.Millisecond || c.ExpiryInterval != 250*time.Millisecond || c.WatcherURL != "http://watcher.example:7000" || c.MaxStreams != 3 {
+		t.Fatalf("env and flags: %+v %v", c, err)
+	}
+	for _, bad := range [][]string{{"-listen", "8282"}, {"-amqp-url", ""}, {"-emit-interval", "1ms"}, {"-log-format", "xml"}, {"-nope"},
+		{"-max-streams", "0"}, {"-watcher-url", "swarmwatcher"}, {"-verify-interval", "0s"}, {"-max-line", "10"},
+		{"-min-backoff", "2s", "-max-backoff", "1s"}, {"-stream-path", "hystrix.stream"}} {
+		if _, _, _, err := load(bad); err == nil {
+			t.Errorf("load(%v) accepted", bad)
+		}
+	}
+	// A malformed duration in the environment used to be ignored silently.
+	for env, val := range map[string]string{"EMIT_INTERVAL": "1", "EXPIRY_INTERVAL": "soon", "AMQP_URL": "rabbitmq:5672",
+		"IDLE_TIMEOUT": "forever", "MAX_CLIENTS": "many", "WATCHER_URL": "swarmwatcher:6969"} {
+		t.Run(env, func(t *testing.T) {
+			t.Setenv(env, val)
+			if _, _, _, err := load(nil); err == nil || !strings.Contains(err.Error(), env) {
+				t.Fatalf("%s=%s: err %v, want it named", env, val, err)
+			}
+		})
+	}
+}
+
+func TestRedact(t *testing.T) {
+	if got := redact("amqp://guest:secret@rabbitmq:5672/"); strings.Contains(got, "secret") || !strings.Contains(got, "rabbitmq") {
+		t.Errorf("redact = %q", got)
+	}
+	if got := redact("::not a url"); got != "(unparsable URL)" {
+		t.Errorf("redact(garbage) = %q", got)
+	}
+}
