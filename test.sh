@@ -12,7 +12,10 @@ usage: ./test.sh [STAGE ...]   (default: all stages, in this order)
                removes the stack afterwards (and leaves the swarm only if it created it)
   lab          a swarm with IPVS in qemu guests (lab/): the vip mode through the routing mesh
 
-Every stage runs even when an earlier one failed; the exit status is non-zero if any failed.
+Each stage first checks the Debian packages it needs (scripts/prereqs.sh, the list in
+scripts/packages.txt): run as root with apt, it installs what is missing and says so; otherwise
+it stops with the one command to run. Every stage runs even when an earlier one failed; the exit
+status is non-zero if any failed.
 USAGE
 }
 
@@ -21,7 +24,19 @@ cd "$ROOT"
 
 say() { printf '%s test.sh: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
+# shell_scripts: every shell script of the repository (by its shebang or a shellcheck directive).
+shell_scripts() {
+  git ls-files | while read -r f; do
+    [[ -f $f ]] || continue
+    if head -n 1 "$f" | grep -qE '^#!/usr/bin/env (ba)?sh|^#!/bin/(ba)?sh' || head -n 1 "$f" | grep -q '^# shellcheck shell='; then
+      echo "$f"
+    fi
+  done
+}
+
 stage_unit() {
+  mapfile -t scripts < <(shell_scripts)
+  shellcheck -x "${scripts[@]}"
   go vet ./...
   go test -race -count=1 ./...
 }
@@ -49,7 +64,7 @@ stage_lab() {
   # deploys the stack there with ./copyall.sh (vip mode) and walks through the routing mesh.
   # The guest image is built on first use (lab/cache/). The lab is always taken down.
   trap '"$ROOT"/lab/down' EXIT
-  shellcheck lab/up lab/down lab/status lab/node lab/build-image lab/lib.sh lab/guest/lab-init
+  shellcheck -x lab/up lab/down lab/status lab/node lab/build-image lab/load-images lab/lib.sh lab/guest/lab-init
   go vet -tags lab ./lab/...
   go test -race -tags lab -count=1 -timeout 40m -v -run 'TestVIP' ./lab/labtest
   # The 3-node test is a documented command (see lab/README.md), too slow for CI here:
@@ -75,7 +90,7 @@ for s in "${stages[@]}"; do
   # Not in an if: bash ignores set -e inside a tested subshell, and a stage must stop at its
   # first failing command.
   set +e
-  ( set -euo pipefail; "stage_$s" )
+  ( set -euo pipefail; "$ROOT/scripts/prereqs.sh" "$s"; "stage_$s" )
   rc=$?
   set -e
   if [[ $rc -eq 0 ]]; then

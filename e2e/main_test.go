@@ -2,13 +2,14 @@
 
 // Package e2e drives the real stack on the real Docker engine in swarm mode.
 //
-// TestMain deploys the stack once with ./copyall.sh, runs every test, then
-// leaves the engine as it found it: a stack it deployed is removed (one that
-// was already there stays), and the swarm is left only if TestMain created it
-// (GOBLOG_E2E_KEEP=1 keeps both, for debugging).
+// TestMain deploys the stack once with ./copyall.sh, with testability on (tests
+// flip health) and the broker published (tests log in from the host), runs every
+// test, then leaves the engine as it found it: a stack it deployed is removed
+// with ./copyall.sh --down (one that was already there stays), and the swarm is
+// left only if TestMain created it (GOBLOG_E2E_KEEP=1 keeps both, for debugging).
 // Each test leaves the stack as it found it (one replica per service, all
 // healthy), so tests can run in any order. Tests that change swarm state take
-// no lock themselves: run the package under `flock /tmp/goblog-docker.lock`
+// no lock themselves: run the package under `flock /tmp/goblog-engine.lock`
 // when others share the engine.
 package e2e
 
@@ -64,19 +65,19 @@ func runMain(m *testing.M) int {
 		createdSwarm = true
 	}
 	// A stack that was deployed before the run stays deployed (rolled to this
-	// build); one the run deployed is removed.
+	// build, and back to its own settings afterwards); one the run deployed is
+	// removed.
 	stackExisted := exec.Command("docker", "network", "inspect", Stack+"_net").Run() == nil
-	if os.Getenv("GOBLOG_E2E_KEEP") != "1" && !stackExisted {
-		defer teardown()
+	if os.Getenv("GOBLOG_E2E_KEEP") != "1" {
+		if stackExisted {
+			defer restoreSettings(deployedSettings())
+		} else {
+			defer teardown()
+		}
 	}
 
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(RepoRoot, "copyall.sh"))
-	cmd.Dir = RepoRoot
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
+	if err := copyall(15*time.Minute, testSettings); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: ./copyall.sh failed: %v\n", err)
 		return 1
 	}
@@ -87,21 +88,62 @@ func runMain(m *testing.M) int {
 
 var createdSwarm bool
 
+// testSettings is how the tests need the stack: testability on (they flip health), the broker
+// published (they log in from this machine).
+var testSettings = []string{"GOBLOG_TESTABILITY=true", "GOBLOG_BROKER_PUBLISH=true"}
+
+// copyall runs ./copyall.sh with settings added to the environment.
+func copyall(timeout time.Duration, settings []string, args ...string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(RepoRoot, "copyall.sh"), args...)
+	cmd.Dir = RepoRoot
+	cmd.Env = append(os.Environ(), settings...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	return cmd.Run()
+}
+
+// deployedSettings reads from the engine how the running stack was deployed, as the
+// GOBLOG_* settings of ./copyall.sh.
+func deployedSettings() []string {
+	testability := "false"
+	if out, err := exec.Command("docker", "service", "inspect", "--format", "{{json .Spec.TaskTemplate.ContainerSpec.Env}}", Service("accountservice")).Output(); err == nil &&
+		strings.Contains(string(out), `"TESTABILITY=true"`) {
+		testability = "true"
+	}
+	publish := "false"
+	if out, err := exec.Command("docker", "service", "inspect", "--format", "{{range .Spec.EndpointSpec.Ports}}{{.PublishedPort}} {{end}}", Service("rabbitmq")).Output(); err == nil &&
+		strings.Contains(" "+string(out), " 5672 ") {
+		publish = "true"
+	}
+	return []string{"GOBLOG_TESTABILITY=" + testability, "GOBLOG_BROKER_PUBLISH=" + publish}
+}
+
+// restoreSettings redeploys a stack that was there before the run with its own settings, when
+// the run's differ (a user's stack does not stay open because the tests ran).
+func restoreSettings(settings []string) {
+	if strings.Join(settings, " ") == strings.Join(testSettings, " ") {
+		return
+	}
+	fmt.Fprintf(os.Stderr, "e2e: redeploying the stack as it was before the run (%s)\n", strings.Join(settings, " "))
+	if err := copyall(15*time.Minute, settings); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: ./copyall.sh (restoring %s): %v\n", strings.Join(settings, " "), err)
+	}
+}
+
 // DeployDuration is how long ./copyall.sh took in TestMain.
 var DeployDuration time.Duration
 
 func teardown() {
-	fmt.Fprintln(os.Stderr, "e2e: removing stack", Stack)
-	_ = exec.Command("docker", "stack", "rm", Stack).Run()
-	for i := 0; i < 60; i++ {
-		if exec.Command("docker", "network", "inspect", Stack+"_net").Run() != nil {
-			break
-		}
-		time.Sleep(time.Second)
-	}
+	// ./copyall.sh --down removes the stack and keeps the broker's credentials; it leaves
+	// the swarm only when copyall.sh created it, which is so when this run did.
+	args := []string{"--down", "--keep-swarm"}
 	if createdSwarm {
-		fmt.Fprintln(os.Stderr, "e2e: leaving the swarm this run created")
-		_ = exec.Command("docker", "swarm", "leave", "--force").Run()
+		args = []string{"--down"}
+	}
+	fmt.Fprintln(os.Stderr, "e2e: ./copyall.sh", strings.Join(args, " "))
+	if err := copyall(5*time.Minute, nil, args...); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: ./copyall.sh %s: %v\n", strings.Join(args, " "), err)
 	}
 }
 

@@ -23,6 +23,9 @@ lab_die() { printf 'lab: FAILED: %s\n' "$*" >&2; exit 1; }
 lab_engine_port() { echo $((23750 + $1)); }
 # lab_mesh_port I P: the host port reaching published port P through node I.
 lab_mesh_port() { echo $((20000 + $2 + 100 * ($1 - 1))); }
+# Every guest's address on qemu's user net (eth0), set by guest/lab-init, where its engine
+# listens (guest/docker-lab.conf): keep the three in step.
+LAB_GUEST_USER_ADDR=192.168.77.15
 # lab_addr I: node I's address on the lab's own network (the vde switch).
 lab_addr() { echo "192.168.76.$((10 + $1))"; }
 # lab_engine I: DOCKER_HOST value for node I.
@@ -68,7 +71,9 @@ lab_port_busy() {
 # user net is restricted (the guest reaches nothing); eth1 is on the lab switch.
 lab_boot() {
 	local i=$1 cpus=$2 mem=$3 fwd p fwded=''
-	fwd="hostfwd=tcp:127.0.0.1:$(lab_engine_port "$i")-:2375"
+	# The guest's engine listens on its user-net address only (guest/docker-lab.conf), the one
+	# lab-init gives eth0: forward there explicitly.
+	fwd="hostfwd=tcp:127.0.0.1:$(lab_engine_port "$i")-$LAB_GUEST_USER_ADDR:2375"
 	for p in $LAB_PORTS; do
 		if lab_port_busy "$(lab_mesh_port "$i" "$p")"; then
 			lab_log "warning: 127.0.0.1:$(lab_mesh_port "$i" "$p") is taken by another program: port $p via node$i is not forwarded"

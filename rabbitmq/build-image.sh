@@ -2,6 +2,8 @@
 # Builds the stack's RabbitMQ image (goblog/rabbitmq:latest) without a container registry:
 # a Debian bookworm rootfs made by debootstrap with Debian's rabbitmq-server, trimmed, with
 # rabbitmq/rabbitmq.conf baked in and the management plugin enabled, imported by `docker import`.
+# The conf loads its users from the docker secret goblog_broker_definitions (see ./copyall.sh), so
+# the image runs in the stack, not on its own.
 set -euo pipefail
 
 usage() {

@@ -65,10 +65,20 @@ start() {
 	mkdir -p "$dir/log" "$dir/mnesia"
 	: >"$dir/rabbitmq-env.conf"
 	printf '[].\n' >"$dir/enabled_plugins"
-	# The listener (127.0.0.1:$port) comes from RABBITMQ_NODE_IP_ADDRESS/PORT in node_env.
+	# The listener (127.0.0.1:$port) comes from RABBITMQ_NODE_IP_ADDRESS/PORT in node_env, so
+	# guest (kept to loopback connections, RabbitMQ's default) is all the tests need. The
+	# discovery exchange is declared here, as the stack's broker does: clients only check it.
 	cat >"$dir/rabbitmq.conf" <<CONF
-loopback_users = none
+load_definitions = $dir/definitions.json
 CONF
+	cat >"$dir/definitions.json" <<'JSON'
+{
+  "users": [{"name": "guest", "password": "guest", "tags": ["administrator"]}],
+  "vhosts": [{"name": "/"}],
+  "permissions": [{"user": "guest", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}],
+  "exchanges": [{"name": "discovery", "vhost": "/", "type": "fanout", "durable": true, "auto_delete": false, "internal": false, "arguments": {}}]
+}
+JSON
 	# A cookie of our own: the system node's (if any) stays untouched.
 	head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/.erlang.cookie"
 	chmod 400 "$dir/.erlang.cookie"

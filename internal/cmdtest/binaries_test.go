@@ -18,6 +18,8 @@ import (
 // that is not its folder's.
 var binaries = map[string]struct{ env, bad, prog string }{
 	"accountservice/cmd/accountservice": {env: "QUOTE_STRENGTH", bad: "11"},
+	"deploy/cmd/stackwait":              {env: "TIMEOUT", bad: "soon"},
+	"e2e/probe":                         {env: "CHECK", bad: "bogus"},
 	"e2e/hookrecorder":                  {env: "LISTEN", bad: "8080"},
 	"edge/cmd/edge":                     {env: "EDGE_DISCOVERY", bad: "dns"},
 	"gatling":                           {env: "USERS", bad: "many"},
@@ -26,6 +28,7 @@ var binaries = map[string]struct{ env, bad, prog string }{
 	"gatling/cmd/hello":                 {env: "PORT", bad: "x"},
 	"healthchecker/cmd/healthchecker":   {env: "HEALTHCHECKER_TIMEOUT", bad: "soon"},
 	"quotes-service/cmd/quotes-service": {env: "SHUTDOWN_GRACE", bad: "10"},
+	"socketproxy/cmd/socketproxy":       {env: "MAX_IN_FLIGHT", bad: "many"},
 	"swarmwatcher/cmd/swarmwatcher":     {env: "PROBE_INTERVAL", bad: "1"},
 	"turbine/cmd/turbine":               {env: "EMIT_INTERVAL", bad: "1"},
 }
