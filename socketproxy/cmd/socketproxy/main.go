@@ -33,11 +33,11 @@ type Config struct {
 func (c Config) Validate() error {
 	switch {
 	case c.Listen == "":
-		return errors.New("-listen-addr is empty")
+		return errors.New("-listen is empty")
 	case c.Socket == "":
 		return errors.New("-docker-socket is empty")
 	case c.Grace <= 0:
-		return fmt.Errorf("-grace %s: want > 0", c.Grace)
+		return fmt.Errorf("-shutdown-grace %s: want > 0", c.Grace)
 	}
 	return nil
 }
@@ -50,11 +50,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var cfg Config
 	s := conf.New("socketproxy", "Serves the Docker Engine API read-only: GET and HEAD on an allow-list of paths, 403 for anything else.")
 	s.Stdout, s.Stderr = stdout, stderr
-	s.String(&cfg.Listen, "listen-addr", ":2375", "address to serve the read-only API on")
+	s.String(&cfg.Listen, "listen", ":2375", "address to serve the read-only API on")
 	s.String(&cfg.Socket, "docker-socket", "/var/run/docker.sock", "the engine's unix socket")
 	s.List(&cfg.Allow, "allow-paths", proxy.DefaultAllow, "paths that may be read (after /vX.Y; a * segment matches one segment)")
 	s.Int(&cfg.MaxInFlight, "max-in-flight", 64, "requests forwarded at once; beyond it 503")
-	s.Duration(&cfg.Grace, "grace", 5*time.Second, "how long in-flight requests may finish on SIGTERM")
+	s.Duration(&cfg.Grace, "shutdown-grace", 5*time.Second, "how long in-flight requests may finish on SIGTERM")
 	s.Bool(&cfg.PrintSocketGID, "print-socket-gid", false, "print the group id owning -docker-socket and exit (./copyall.sh runs the proxy with that group)")
 	if done, err := s.Parse(args); done || err != nil {
 		return s.ExitCode(err)

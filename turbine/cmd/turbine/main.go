@@ -41,7 +41,10 @@ func load(args []string) (Config, *conf.Set, bool, error) {
 	d := c.Config
 	s := conf.New("turbine", fmt.Sprintf("Aggregates the Hystrix streams of the instances announced on the AMQP exchange %q.", discoverytoken.Exchange))
 	s.String(&c.Listen, "listen", ":8282", "HTTP listen address", conf.HostPort)
-	s.String(&c.AMQPURL, "amqp-url", "amqp://guest:guest@rabbitmq:5672/", "RabbitMQ carrying the discovery tokens", func(v string) error {
+	s.String(&c.AMQPURL, "amqp-url", "", "RabbitMQ carrying the discovery tokens, amqp://user:password@host:port/ (required; the stack hands it over as a secret through AMQP_URL_FILE)", func(v string) error {
+		if v == "" {
+			return nil // required: said below, naming both variables
+		}
 		if _, err := amqp.ParseURI(v); err != nil {
 			return errors.New("want amqp://user:password@host:port/vhost")
 		}
@@ -69,6 +72,9 @@ func load(args []string) (Config, *conf.Set, bool, error) {
 	s.Duration(&c.WriteTimeout, "write-timeout", d.WriteTimeout, "deadline of one JSON answer or stream round", conf.AtLeast(time.Millisecond))
 	debugserve.AddFlag(s, &c.DebugListen)
 	done, err := s.Parse(args)
+	if !done && err == nil && c.AMQPURL == "" {
+		err = errors.New("-amqp-url is required (AMQP_URL or AMQP_URL_FILE): turbine reads its instances from the broker, and the broker has no guest account")
+	}
 	if !done && err == nil {
 		err = c.Config.Validate() // the checks across settings (max-backoff ≥ min-backoff, …)
 	}
@@ -101,7 +107,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	srv := httpserve.New(cfg.Listen, handler, httpserve.Streaming(httpserve.StreamConfig{
 		WriteWait: cfg.WriteTimeout, Idle: max(httpserve.StreamIdle, 3*cfg.EmitInterval),
 	}, api.PathStream))
-	log.Info("turbine starting", "listen", cfg.Listen, "broker", redact(cfg.AMQPURL), "watcher", cfg.WatcherURL)
+	log.Info("turbine starting", "listen", cfg.Listen, "broker", discoverytoken.RedactURL(cfg.AMQPURL), "watcher", cfg.WatcherURL)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return consumer.Run(gctx) })
@@ -116,11 +122,3 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 }
 
 // redact hides the password of an AMQP URL for logging.
-func redact(u string) string {
-	uri, err := amqp.ParseURI(u)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	uri.Password = "redacted"
-	return uri.String()
-}
