@@ -169,6 +169,7 @@ fi
 
 # --- binaries ---------------------------------------------------------------------------------
 # Every ./<component>/cmd/<name> is a binary; all are built in one go build.
+# -buildvcs=auto: -version names the commit in a checkout even where GOFLAGS says -buildvcs=false (as on these machines).
 mapfile -t mains < <(find . -path ./build -prune -o -path './lab/cache' -prune -o -path '*/cmd/*/main.go' -print | sed 's|/main.go$||' | sort)
 say "building ${#mains[@]} binaries (CGO_ENABLED=0)"
 # Each run builds in a folder of its own, so two runs (say, one for this engine and one for the
@@ -179,7 +180,7 @@ cleanup() { rm -rf "$work"; }
 trap cleanup EXIT
 bin="$work/bin"
 mkdir -p "$bin"
-CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$bin/" "${mains[@]}" || die "go build failed"
+CGO_ENABLED=0 go build -buildvcs=auto -trimpath -ldflags='-s -w' -o "$bin/" "${mains[@]}" || die "go build failed"
 
 # --- images -----------------------------------------------------------------------------------
 # <component>/Dockerfile makes goblog/<component> from binary <component>;
