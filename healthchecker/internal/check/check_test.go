@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/goblog/goblog/internal/nettest"
 )
 
 func TestRun(t *testing.T) {
@@ -55,23 +57,10 @@ func TestRun(t *testing.T) {
 }
 
 func TestAcceptedButSilentConnectionTimesOut(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close() // accept and never answer
-		}
-	}()
+	silent, _ := nettest.SilentListener(t) // accepts and never answers
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(context.Background(), "http://"+ln.Addr().String()+"/health", 100*time.Millisecond)
+		done <- Run(context.Background(), "http://"+silent+"/health", 100*time.Millisecond)
 	}()
 	select {
 	case err := <-done:

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/goblog/goblog/internal/nettest"
 )
 
 // fakeClock advances by step on every reading, so latencies are exact.
@@ -118,25 +120,11 @@ func TestCheck(t *testing.T) {
 }
 
 func TestCheckNeverOutlivesContext(t *testing.T) {
-	// A listener that accepts and never answers; the caller's ctx ends first.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
+	silent, _ := nettest.SilentListener(t) // accepts and never answers
 	p := newProber(t, time.Hour, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	r := p.Check(ctx, "http://"+ln.Addr().String()+"/health")
+	r := p.Check(ctx, "http://"+silent+"/health")
 	if r.Outcome != Fail || !strings.Contains(r.Err, "timeout") {
 		t.Errorf("result %+v, want a failed probe ended by the caller's deadline", r)
 	}

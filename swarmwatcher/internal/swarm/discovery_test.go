@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/swarm"
+
+	"github.com/goblog/goblog/internal/nettest"
 )
 
 func newDiscovery(t *testing.T, e *fakeEngine, cfg Config) *Discovery {
@@ -269,7 +271,7 @@ func TestRefreshDeadline(t *testing.T) {
 		}
 	})
 	t.Run("listener accepts and never answers", func(t *testing.T) {
-		d, err := New(Config{CallTimeout: 50 * time.Millisecond}, clientFor(t, "tcp://"+silentListener(t)))
+		d, err := New(Config{CallTimeout: 50 * time.Millisecond}, clientFor(t, "tcp://"+silentAddr(t)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -352,4 +354,10 @@ func TestTasksOnADownNodeAreGone(t *testing.T) {
 	if snap.Services[0].Running != 2 {
 		t.Fatalf("running %d, want 2", snap.Services[0].Running)
 	}
+}
+
+// silentAddr is a peer that accepts and never answers.
+func silentAddr(t testing.TB) string {
+	addr, _ := nettest.SilentListener(t)
+	return addr
 }

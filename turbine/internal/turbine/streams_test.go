@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/goblog/goblog/discoverytoken"
+	"github.com/goblog/goblog/internal/nettest"
 )
 
 // testConfig is DefaultConfig with intervals short enough for tests.
@@ -298,22 +299,8 @@ func TestWatcherVerifierCacheIsBounded(t *testing.T) {
 }
 
 func TestWatcherVerifierDeadline(t *testing.T) {
-	// A listener that accepts and never answers.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
-	v := NewWatcherVerifier("http://"+ln.Addr().String(), "goblog", time.Second, 50*time.Millisecond)
+	silent, _ := nettest.SilentListener(t) // accepts and never answers
+	v := NewWatcherVerifier("http://"+silent, "goblog", time.Second, 50*time.Millisecond)
 	if _, err := v.RunningTask(context.Background(), "accountservice", "10.0.0.1"); err == nil {
 		t.Fatal("a silent watcher answered")
 	}
