@@ -687,29 +687,9 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 // TestWatcherPageInABrowser renders the page in Debian's chromium, counts
 // the task rows, and sees a scale-up arrive without a reload.
 func TestWatcherPageInABrowser(t *testing.T) {
-	chromium := envOr("CHROMIUM", "/usr/bin/chromium")
-	if _, err := os.Stat(chromium); err != nil {
-		t.Fatalf("chromium not installed at %s (apt-get install chromium): %v", chromium, err)
-	}
 	swWaitPassing(t, WatcherURL, Service("quotes-service"), 1)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.WindowSize(1440, 1000),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancelTimeout := context.WithTimeout(ctx, 4*time.Minute)
-	defer cancelTimeout()
-
-	eval := func(expr string) (string, error) {
-		return chromedp.Run(ctx, chromedp.Evaluate[string](`String(`+expr+`)`))
-	}
+	ctx := Browser(t, 1440, 1000, 4*time.Minute)
+	eval := func(expr string) (string, error) { return Eval(ctx, expr) }
 	apiTasks := func() int {
 		all, err := swServices(WatcherURL)
 		if err != nil {
@@ -756,17 +736,5 @@ func TestWatcherPageInABrowser(t *testing.T) {
 	if n, err := eval(`document.querySelectorAll("#log li:not(.none)").length`); err != nil || n == "0" {
 		t.Errorf("the change log shows nothing after a scale (%s, %v)", n, err)
 	}
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(RepoRoot, "e2e", "output")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(dir, "swarmwatcher.png")
-	if err := os.WriteFile(file, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot: %s (%d bytes)", file, len(png))
+	SaveScreenshot(t, ctx, "swarmwatcher.png")
 }

@@ -13,8 +13,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -24,6 +22,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/goblog/goblog/internal/browsertest"
 	"github.com/goblog/goblog/swarmwatcher/internal/probe"
 	"github.com/goblog/goblog/swarmwatcher/internal/swarm"
 	"github.com/goblog/goblog/swarmwatcher/internal/watch"
@@ -102,6 +101,10 @@ func generate(perService, nodes int) swarm.Snapshot {
 				Slot: slot, Node: fmt.Sprintf("node-%d", (slot+si)%nodes+1),
 				State: "running", DesiredState: "running",
 				Address: fmt.Sprintf("10.0.%d.%d", n/250+1, n%250+1), Network: "goblog_net",
+				NodeStatus: "ready", NodeAvailability: "active", NodeRole: "worker",
+			}
+			if t.Node == "node-5" {
+				t.NodeAvailability = "drain"
 			}
 			switch {
 			case slot%10 == 0:
@@ -149,29 +152,7 @@ func pageHandler(t *testing.T, w *watch.Watcher) http.Handler {
 // browser starts Debian's chromium headless (CHROMIUM overrides the path).
 func browser(t *testing.T) context.Context {
 	t.Helper()
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		t.Fatalf("chromium not installed at %s (apt-get install chromium, or set CHROMIUM): %v", chromium, err)
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.WindowSize(1440, 1000),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 2*time.Minute)
-	t.Cleanup(func() { cancelTimeout(); cancel(); cancelAlloc() })
-	if err := chromedp.Do(ctx); err != nil { // start the browser now
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
+	return browsertest.Open(t, 1440, 1000, 2*time.Minute)
 }
 
 // eval runs a script in the page and decodes its JSON result.
@@ -202,25 +183,7 @@ func waitPage(t *testing.T, what string, ok func() (bool, string)) {
 
 func screenshot(t *testing.T, ctx context.Context, name string, full bool) {
 	t.Helper()
-	var png []byte
-	var err error
-	if full {
-		png, err = chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	} else {
-		png, err = chromedp.Run(ctx, chromedp.CaptureScreenshot())
-	}
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
-	if err := os.MkdirAll("output", 0o755); err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join("output", name)
-	if err := os.WriteFile(file, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	abs, _ := filepath.Abs(file)
-	t.Logf("screenshot: %s (%d bytes)", abs, len(png))
+	browsertest.Screenshot(t, ctx, "output", name, full)
 }
 
 // Scripts that read the page.
@@ -291,6 +254,17 @@ func TestPageWith400TasksByNodeAndRunningOnly(t *testing.T) {
 	t.Logf("switch to the by-node view (build + layout of %d tasks): %.1f ms", total, switchMs)
 	if got := eval[map[string][]string](t, ctx, jsByNode); !mapsEqual(got, byNode) {
 		t.Errorf("node groups differ:\n got  %s\n want %s", summary(got), summary(byNode))
+	}
+	facts := eval[map[string]string](t, ctx, `(() => { const m = {}; document.querySelectorAll("#nodes section.node").forEach(s =>
+		m[s.dataset.node] = s.dataset.state + "/" + s.dataset.availability); return m; })()`)
+	for node := range byNode {
+		want := "ready/active"
+		if node == "node-5" {
+			want = "ready/drain"
+		}
+		if facts[node] != want {
+			t.Errorf("node %s shows %q, want %q (from the API's nodeStatus and nodeAvailability)", node, facts[node], want)
+		}
 	}
 	if h := eval[string](t, ctx, `location.hash`); h != "#view=node" {
 		t.Errorf("hash after choosing the node view: %q", h)
