@@ -77,7 +77,7 @@ func (st *streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer stopDown()
 	idle := time.AfterFunc(st.cfg.Idle, func() { cancel(ErrStreamIdle) })
 	defer idle.Stop()
-	sw := &streamWriter{ResponseWriter: w, rc: rc, wait: st.cfg.WriteWait, wrote: func() { idle.Reset(st.cfg.Idle) }}
+	sw := &streamWriter{ResponseWriter: w, rc: rc, ctx: ctx, wait: st.cfg.WriteWait, wrote: func() { idle.Reset(st.cfg.Idle) }}
 	st.next.ServeHTTP(sw, r.WithContext(ctx))
 	sw.arm() // the server flushes the end of the answer after the handler
 }
@@ -89,6 +89,7 @@ func (st *streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type streamWriter struct {
 	http.ResponseWriter
 	rc    *http.ResponseController
+	ctx   context.Context // the stream's: ends with the client, the idle limit or shutdown
 	wait  time.Duration
 	wrote func()
 }
@@ -112,6 +113,16 @@ func (w *streamWriter) FlushError() error {
 
 // Flush is for handlers that assert http.Flusher.
 func (w *streamWriter) Flush() { _ = w.FlushError() }
+
+// CloseNotify is for stream handlers written before request contexts, which
+// wait on http.CloseNotifier instead (hystrix-go's stream handler asserts it
+// unchecked): it fires when the stream's context ends, so such a handler also
+// stops at the idle limit and at shutdown, not only when the client leaves.
+func (w *streamWriter) CloseNotify() <-chan bool {
+	ch := make(chan bool, 1)
+	context.AfterFunc(w.ctx, func() { ch <- true })
+	return ch
+}
 
 // Unwrap lets http.ResponseController reach the connection.
 func (w *streamWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

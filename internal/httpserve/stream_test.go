@@ -205,3 +205,33 @@ func TestStreamServesFlusherAndUnwrap(t *testing.T) {
 		t.Fatalf("status %d body %q", resp.StatusCode, b)
 	}
 }
+
+// TestShutdownEndsCloseNotifierStreams: a handler that waits on
+// http.CloseNotifier, as hystrix-go's stream does, also ends at shutdown.
+func TestShutdownEndsCloseNotifierStreams(t *testing.T) {
+	ended := make(chan struct{})
+	entered := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		notify := w.(http.CloseNotifier).CloseNotify() //nolint:staticcheck // the old interface is the point
+		_, _ = io.WriteString(w, ": open\n\n")
+		http.NewResponseController(w).Flush()
+		close(entered)
+		<-notify
+		close(ended)
+	})
+	base, stop := serve(t, New("", h, Streaming(StreamConfig{}, "/s")), time.Minute)
+	resp, err := http.Get(base + "/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	<-entered
+	if err := stop(); err != nil {
+		t.Fatalf("Serve = %v, want a clean shutdown", err)
+	}
+	select {
+	case <-ended:
+	default:
+		t.Fatal("Serve returned but the CloseNotifier handler still runs")
+	}
+}

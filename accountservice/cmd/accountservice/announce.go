@@ -50,7 +50,6 @@ func announce(ctx context.Context, cfg Config, addr <-chan string, logger *slog.
 		return nil, err
 	}
 	log := logger.With("component", "discoverytoken")
-	ready := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -61,11 +60,10 @@ func announce(ctx context.Context, cfg Config, addr <-chan string, logger *slog.
 			return
 		case ip = <-addr:
 		}
-		close(ready)
 		p, err := discoverytoken.NewPublisher(discoverytoken.PublisherConfig{
 			URL: cfg.AMQPURL, Service: "accountservice", Address: ip, Port: port,
 			InstanceID: instanceID(), Interval: cfg.TokenInterval, TTL: cfg.TokenTTL,
-			Ready: ready, Logger: log,
+			Logger: log, // no Ready: it is made only once the address is known, which is the signal
 		})
 		if err != nil {
 			log.Error("discovery tokens disabled", "err", err)

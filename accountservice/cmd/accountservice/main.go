@@ -138,22 +138,26 @@ func run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	defer waitAnnounce()
 	h := api.New(api.Config{Store: st, Quotes: fetcher, ServedBy: servedBy, Testability: cfg.Testability, MaxInFlight: cfg.MaxInFlight, Logger: logger})
+	g, ctx := errgroup.WithContext(ctx)
 	if !found.Matched {
-		// Swarm puts a task in DNS once it is healthy; confirm the address then.
-		go hostip.Confirm(ctx, self, time.Second, func(r hostip.Result) {
-			addr <- r.IP // buffered, sent once: discovery tokens start now
-			if r.IP != servedBy {
-				logger.Warn("servedBy corrected", "was", servedBy, "now", r.IP, "how", r.Reason)
-				h.SetServedBy(r.IP)
-				return
-			}
-			logger.Info("servedBy confirmed", "value", r.IP, "how", r.Reason)
+		// Swarm puts a task in DNS once it is healthy; confirm the address then. It runs in
+		// the group, so run returns only after it has (it stops with ctx).
+		g.Go(func() error {
+			hostip.Confirm(ctx, self, time.Second, func(r hostip.Result) {
+				addr <- r.IP // buffered, sent once: discovery tokens start now
+				if r.IP != servedBy {
+					logger.Warn("servedBy corrected", "was", servedBy, "now", r.IP, "how", r.Reason)
+					h.SetServedBy(r.IP)
+					return
+				}
+				logger.Info("servedBy confirmed", "value", r.IP, "how", r.Reason)
+			})
+			return nil
 		})
 	}
 	if cfg.Testability {
 		logger.Warn("testability on: PUT /testability/healthy/{state} can mark this instance unhealthy")
 	}
-	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return httpserve.Run(ctx, httpserve.New(cfg.Listen, h), cfg.Grace, logger) })
 	g.Go(func() error { return debugserve.Run(ctx, cfg.DebugListen, logger) })
 	return g.Wait()

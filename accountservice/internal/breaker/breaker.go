@@ -15,6 +15,7 @@ import (
 	"github.com/afex/hystrix-go/hystrix"
 
 	"github.com/goblog/goblog/accountservice/internal/quote"
+	"github.com/goblog/goblog/internal/httpserve"
 )
 
 // Command is the circuit's name in the Hystrix stream.
@@ -159,40 +160,25 @@ func reason(err error) string {
 }
 
 // ServeMetrics serves the Hystrix stream at /hystrix.stream on ln until ctx ends, then
-// stops the stream publisher and closes the server (open streams included: a stream never
-// finishes on its own, and the instance has said DOWN by then).
+// stops the stream publisher and the server. The stream is served as every goblog stream
+// is (internal/httpserve): each write has a deadline, so a reader that stops reading is
+// dropped instead of holding a goroutine forever, and open streams end at shutdown (the
+// instance has said DOWN by then).
 func ServeMetrics(ctx context.Context, ln net.Listener, log *slog.Logger) error {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	stream := hystrix.NewStreamHandler()
 	stream.Start()
 	defer stream.Stop()
 	mux := http.NewServeMux()
-	mux.Handle("GET /hystrix.stream", stream)
+	mux.Handle("GET "+StreamPath, stream)
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"UP"}` + "\n"))
 	})
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		// No WriteTimeout: the stream is long-lived; hystrix-go drops a reader that falls
-		// behind (its per-client buffer is 10 events, sends never block).
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.Info("hystrix stream listening", "addr", ln.Addr().String(), "path", "/hystrix.stream")
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	_ = srv.Close()
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	// hystrix-go sends a sample per circuit every second, and nothing before the first
+	// call: the idle limit only ends streams nobody feeds for long.
+	srv := httpserve.New("", mux, httpserve.Streaming(httpserve.StreamConfig{Idle: 10 * time.Minute}, StreamPath))
+	return httpserve.Serve(ctx, srv, ln, 2*time.Second, log)
 }
+
+// StreamPath is where ServeMetrics serves the Hystrix stream.
+const StreamPath = "/hystrix.stream"

@@ -6,35 +6,24 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/goblog/goblog/internal/conf"
+	"github.com/goblog/goblog/internal/httpserve"
 )
 
-func main() {
+func main() { conf.Main(load, run) }
+
+// load reads the one setting, -port (PORT).
+func load(args []string) (int, *conf.Set, bool, error) {
 	s := conf.New("hello", "The benchmark's baseline: a bare net/http hello-world service (200 \"Hello, world\" on every path but /health).")
 	var port int
-	s.Int(&port, "port", 6868, "port to listen on")
-	if done, err := s.Parse(os.Args[1:]); done || err != nil {
-		os.Exit(s.ExitCode(err))
-	}
-	if port < 1 || port > 65535 {
-		os.Exit(s.ExitCode(fmt.Errorf("-port %d: must be 1 … 65535", port)))
-	}
-	log := s.Logger(os.Stderr)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, fmt.Sprintf(":%d", port), log); err != nil {
-		log.Error("hello stopped", "err", err)
-		os.Exit(1)
-	}
+	s.Int(&port, "port", 6868, "port to listen on", conf.Between(1, 65535))
+	done, err := s.Parse(args)
+	return port, s, done, err
 }
 
 // newMux is the whole service: /health for the HEALTHCHECK, hello for the rest.
@@ -51,27 +40,9 @@ func newMux() *http.ServeMux {
 	return mux
 }
 
-func run(ctx context.Context, addr string, log *slog.Logger) error {
-	srv := &http.Server{
-		Addr:              addr,
-		Handler:           newMux(),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	log.Info("hello listening", "addr", addr)
-	select {
-	case err := <-errc:
-		return fmt.Errorf("listen: %w", err)
-	case <-ctx.Done():
-	}
-	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	return nil
+// run serves until ctx ends, with the same server lifecycle (timeouts, graceful
+// shutdown) as every goblog service, so the baseline differs from them only in
+// its handler.
+func run(ctx context.Context, port int, log *slog.Logger) error {
+	return httpserve.Run(ctx, httpserve.New(fmt.Sprintf(":%d", port), newMux()), 5*time.Second, log)
 }

@@ -52,17 +52,21 @@ func run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 
 	_, port, _ := net.SplitHostPort(cfg.Listen) // checked by conf.HostPort
 	h := quotes.NewHandler(host + "/" + ip + ":" + port)
+	g, ctx := errgroup.WithContext(ctx)
 	if !found.Matched {
-		// Swarm puts a task in DNS once it is healthy; confirm the address then.
-		go hostip.Confirm(ctx, self, time.Second, func(r hostip.Result) {
-			if r.IP != ip {
-				logger.Warn("address corrected", "was", ip, "now", r.IP)
-				h.SetIPAddress(host + "/" + r.IP + ":" + port)
-			}
-			logger.Info("address confirmed", "ip", r.IP, "how", r.Reason)
+		// Swarm puts a task in DNS once it is healthy; confirm the address then. It runs in
+		// the group, so run returns only after it has (it stops with ctx).
+		g.Go(func() error {
+			hostip.Confirm(ctx, self, time.Second, func(r hostip.Result) {
+				if r.IP != ip {
+					logger.Warn("address corrected", "was", ip, "now", r.IP)
+					h.SetIPAddress(host + "/" + r.IP + ":" + port)
+				}
+				logger.Info("address confirmed", "ip", r.IP, "how", r.Reason)
+			})
+			return nil
 		})
 	}
-	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return httpserve.Run(ctx, httpserve.New(cfg.Listen, h), cfg.Grace, logger) })
 	g.Go(func() error { return debugserve.Run(ctx, cfg.DebugListen, logger) })
 	return g.Wait()
