@@ -23,12 +23,7 @@ import (
 )
 
 func TestGatlingThroughTheEdge(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "gatling")
-	build := exec.Command("go", "build", "-o", bin, "./gatling")
-	build.Dir = RepoRoot
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./gatling: %v\n%s", err, out)
-	}
+	bin := buildGatling(t)
 
 	took := KeepReplicas(t, "accountservice", 2)
 	tasks := RunningTasks(t, "accountservice")
@@ -145,4 +140,16 @@ func TestGatlingThroughTheEdge(t *testing.T) {
 			t.Errorf("index.html has no chart %s", id)
 		}
 	}
+}
+
+// buildGatling builds the load-test command into the test's temporary folder.
+func buildGatling(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "gatling")
+	build := exec.Command("go", "build", "-o", bin, "./gatling")
+	build.Dir = RepoRoot
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./gatling: %v\n%s", err, out)
+	}
+	return bin
 }

@@ -20,12 +20,7 @@ import (
 )
 
 func TestLoadSurvivesScaleAndRoll(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "gatling")
-	build := exec.Command("go", "build", "-o", bin, "./gatling")
-	build.Dir = RepoRoot
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./gatling: %v\n%s", err, out)
-	}
+	bin := buildGatling(t)
 	KeepReplicas(t, "accountservice", 4)
 	replacedBefore := replacedTasks(t)
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/goblog/goblog/gatling/internal/feeder"
 	"github.com/goblog/goblog/gatling/internal/stats"
+	"github.com/goblog/goblog/internal/nettest"
 )
 
 // replicas is an httptest server that answers like accountservice behind a
@@ -181,32 +182,8 @@ func TestKOs(t *testing.T) {
 		}
 	})
 	t.Run("deadline on a server that never answers", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var held []net.Conn
-		var mu sync.Mutex
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				mu.Lock()
-				held = append(held, c)
-				mu.Unlock()
-			}
-		}()
-		t.Cleanup(func() {
-			ln.Close()
-			mu.Lock()
-			for _, c := range held {
-				c.Close()
-			}
-			mu.Unlock()
-		})
-		cfg := testConfig("http://" + ln.Addr().String())
+		silent, _ := nettest.SilentListener(t)
+		cfg := testConfig("http://" + silent)
 		cfg.Users = 2
 		cfg.Ramp = 0
 		cfg.Duration = 100 * time.Millisecond
