@@ -1,21 +1,50 @@
-// Package jsonhttp writes JSON answers and JSON error bodies.
+// Package jsonhttp writes JSON answers and JSON error bodies: the one JSON
+// response helper of every goblog server.
 package jsonhttp
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
+	"sync"
 )
 
-// Write sends v as JSON with the given status.
+// maxPooled is the largest buffer kept for reuse: the hot answers (an
+// account, a quote) are far smaller; a large one (the watcher's view of a big
+// swarm) is left to the garbage collector rather than held by the pool.
+const maxPooled = 4 << 10
+
+// encoder is a pooled buffer with its JSON encoder, so an answer on a hot path
+// allocates no buffer of its own.
+type encoder struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+var encoders = sync.Pool{New: func() any {
+	e := &encoder{}
+	e.enc = json.NewEncoder(&e.buf)
+	return e
+}}
+
+var contentType = []string{"application/json"}
+
+// Write sends v as JSON (one line, newline-terminated) with the given status.
 func Write(w http.ResponseWriter, status int, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
+	e := encoders.Get().(*encoder)
+	defer func() {
+		if e.buf.Cap() <= maxPooled {
+			e.buf.Reset()
+			encoders.Put(e)
+		}
+	}()
+	if err := e.enc.Encode(v); err != nil {
 		http.Error(w, `{"error":"encode response"}`, http.StatusInternalServerError)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = contentType
 	w.WriteHeader(status)
-	_, _ = w.Write(append(body, '\n'))
+	_, _ = w.Write(e.buf.Bytes())
 }
 
 // Error is the body of every JSON error answer.

@@ -8,14 +8,11 @@
 package api
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -161,7 +158,7 @@ func (a *API) getAccount(w http.ResponseWriter, r *http.Request, id string) {
 		a.logOnce("quote fallback", "err", err)
 		q = quote.Fallback
 	}
-	writeJSON(w, http.StatusOK, &Account{ID: acc.ID, Name: acc.Name, ServedBy: a.served(), Quote: q})
+	jsonhttp.Write(w, http.StatusOK, &Account{ID: acc.ID, Name: acc.Name, ServedBy: a.served(), Quote: q})
 }
 
 // logOnce logs at most one line a second: errors on the hot path come in
@@ -204,35 +201,4 @@ func (a *API) setHealthy(w http.ResponseWriter, state string) {
 	a.unhealthy.Store(!healthy)
 	a.cfg.Logger.Warn("health switched through /testability", "healthy", healthy)
 	jsonhttp.Write(w, http.StatusOK, map[string]any{"servedBy": a.served(), "healthy": healthy})
-}
-
-// encoder is a pooled buffer with its JSON encoder.
-type encoder struct {
-	buf bytes.Buffer
-	enc *json.Encoder
-}
-
-var encoders = sync.Pool{New: func() any {
-	e := &encoder{}
-	e.enc = json.NewEncoder(&e.buf)
-	return e
-}}
-
-// writeJSON is jsonhttp.Write with a pooled buffer: the account answer is the
-// hot path.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	e := encoders.Get().(*encoder)
-	defer func() {
-		if e.buf.Cap() <= 4<<10 { // keep only small buffers
-			e.buf.Reset()
-			encoders.Put(e)
-		}
-	}()
-	if err := e.enc.Encode(v); err != nil {
-		jsonhttp.WriteError(w, http.StatusInternalServerError, "encode response")
-		return
-	}
-	w.Header()["Content-Type"] = jsonContentType
-	w.WriteHeader(status)
-	_, _ = w.Write(e.buf.Bytes())
 }
