@@ -63,26 +63,36 @@ func load(args []string) (Config, *conf.Set, bool, error) {
 func main() { conf.Main(load, run) }
 
 func run(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	h, closeTransport, err := handler(cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer closeTransport()
+	logger.Info("proxying", "target", cfg.Target.String(), "discovery", cfg.Discovery, "maxInFlightPerTask", cfg.MaxInFlight, "testability", cfg.Testability)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return httpserve.Run(ctx, httpserve.New(cfg.Listen, h), cfg.Grace, logger) })
+	g.Go(func() error { return debugserve.Run(ctx, cfg.DebugListen, logger) })
+	return g.Wait()
+}
+
+// handler is the edge: the proxy over the transport cfg asks for. close ends
+// the watcher feed, if any.
+func handler(cfg Config, logger *slog.Logger) (h http.Handler, close func(), err error) {
 	transport := lbclient.New(lbclient.Config{
 		MaxInFlightPerTask:    cfg.MaxInFlight,
 		DialTimeout:           cfg.DialTimeout,
 		ResponseHeaderTimeout: cfg.UpstreamTimeout,
 	})
 	var rt http.RoundTripper = transport
+	close = func() {}
 	if cfg.Discovery == "watcher" {
 		w, err := watcherTransport(cfg, transport, logger)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
-		defer w.Close()
-		rt = w
+		rt, close = w, w.Close
 	}
-	logger.Info("proxying", "target", cfg.Target.String(), "discovery", cfg.Discovery, "maxInFlightPerTask", cfg.MaxInFlight, "testability", cfg.Testability)
-	h := proxy.New(proxy.Config{Target: cfg.Target, Transport: rt, Logger: logger})
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return httpserve.Run(ctx, httpserve.New(cfg.Listen, h), cfg.Grace, logger) })
-	g.Go(func() error { return debugserve.Run(ctx, cfg.DebugListen, logger) })
-	return g.Wait()
+	return proxy.New(proxy.Config{Target: cfg.Target, Transport: rt, Testability: cfg.Testability, Logger: logger}), close, nil
 }
 
 // watcherTransport balances over the target service's passing tasks as the

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -27,5 +30,42 @@ func TestParse(t *testing.T) {
 				t.Fatalf("%s=%s: err %v, want it named", env, val, err)
 			}
 		})
+	}
+}
+
+// TestTestabilityReachesTheProxy: the setting is what decides whether
+// /testability/* is proxied (it once stopped at the Config).
+func TestTestabilityReachesTheProxy(t *testing.T) {
+	var upstreamSaw atomic.Int64
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		upstreamSaw.Add(1)
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer upstream.Close()
+	for _, on := range []bool{false, true} {
+		t.Setenv("EDGE_TARGET", upstream.URL)
+		args := []string{}
+		if on {
+			args = append(args, "-testability")
+		}
+		cfg, _, _, err := load(args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, closeTransport, err := handler(cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := upstreamSaw.Load()
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPut, "/testability/healthy/false", nil))
+		closeTransport()
+		reached := upstreamSaw.Load() - before
+		if on && (rec.Code != http.StatusOK || reached != 1) {
+			t.Errorf("testability on: %d, upstream reached %d times; want 200 from upstream", rec.Code, reached)
+		}
+		if !on && (rec.Code != http.StatusNotFound || reached != 0) {
+			t.Errorf("testability off: %d, upstream reached %d times; want 404 at the edge", rec.Code, reached)
+		}
 	}
 }
