@@ -98,7 +98,8 @@ if [[ $down -eq 1 ]]; then
     if [[ $purge -eq 1 && -e "$BROKER_ENV" ]]; then rm -f "$BROKER_ENV"; say "removed $BROKER_ENV"; fi
     exit 0
   fi
-  if docker stack ls --format '{{.Name}}' | grep -qx "$STACK"; then
+  stacks=$(docker stack ls --format '{{.Name}}') || die "docker stack ls failed"
+  if grep -qx "$STACK" <<<"$stacks"; then
     say "removing stack $STACK"
     docker stack rm "$STACK" >/dev/null || die "docker stack rm $STACK failed"
     for _ in $(seq 90); do
@@ -143,8 +144,13 @@ fi
 # --- what this deploy needs -------------------------------------------------------------------
 # The lab's engines (lab/README.md: qemu guests whose kernel has IPVS) carry the engine label
 # goblog.lab=true.
+# The labels are read into a variable first: with pipefail, `docker info | grep -q` fails
+# whenever grep matches and exits before docker info has written everything (SIGPIPE), so a
+# lab engine was sometimes taken for another one.
 lab=0
-if docker info --format '{{range .Labels}}{{println .}}{{end}}' | grep -qx 'goblog.lab=true'; then
+engine_labels=$(docker info --format '{{range .Labels}}{{println .}}{{end}}') ||
+  die "cannot read the engine's labels (docker info failed): is DOCKER_HOST reachable?"
+if grep -qx 'goblog.lab=true' <<<"$engine_labels"; then
   lab=1
   [[ $timeout_given -eq 1 ]] || timeout=900
   # Tasks start slowly there (software emulation), so health checks get more time.

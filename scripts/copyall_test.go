@@ -51,7 +51,7 @@ stack)
 	case $2 in
 	deploy) env | grep -E '^GOBLOG_(TESTABILITY|BROKER_PUBLISH|DOCKER_GID|RABBITMQ_CONF_HASH|TAG_SOCKETPROXY)=' | sort >"$st/deploy-env"
 		echo "$*" >"$st/deploy-args" ;;
-	ls) [[ -e $st/deploy-args ]] && echo goblog ;;
+	ls) if [[ -e $st/deploy-args ]]; then echo goblog; fi ;; # exits 0 with no stack, as the real one
 	rm) rm -f "$st/deploy-args" ;;
 	esac ;;
 service) exit 1 ;;
