@@ -92,7 +92,9 @@ func run(m *testing.M) int {
 
 	t1 := time.Now()
 	if os.Getenv("LAB_SKIP_DEPLOY") != "1" {
-		env := []string{fmt.Sprintf("DOCKER_HOST=tcp://127.0.0.1:%d", enginePort(1))}
+		// Testability on: the tests flip a replica unhealthy through the edge (a default deploy
+		// has no /testability route, issue 13).
+		env := []string{fmt.Sprintf("DOCKER_HOST=tcp://127.0.0.1:%d", enginePort(1)), "GOBLOG_TESTABILITY=true"}
 		if err := script(env, "./copyall.sh"); err != nil {
 			fmt.Fprintln(os.Stderr, "labtest: ./copyall.sh into the lab:", err)
 			serialTails()
