@@ -18,10 +18,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/goblog/goblog/internal/nettest"
 	"github.com/goblog/goblog/internal/sse"
 	"github.com/goblog/goblog/swarmwatcher/api"
 )
@@ -115,24 +115,6 @@ func setWatcherEnv(t *testing.T, env map[string]string) {
 	t.Logf("watcher rolled to %v in %s", env, took.Round(time.Millisecond))
 }
 
-// raiseNoFile raises this process's soft RLIMIT_NOFILE towards want (at most the hard
-// limit) and returns the soft limit then in force.
-func raiseNoFile(t *testing.T, want uint64) uint64 {
-	t.Helper()
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatal(err)
-	}
-	if lim.Cur < want {
-		lim.Cur = min(want, lim.Max)
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-			t.Logf("raise RLIMIT_NOFILE: %v", err)
-		}
-		_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
-	}
-	return lim.Cur
-}
-
 // openIdleStream connects to the watcher's /api/events, reads the first event (which must
 // be the snapshot) and returns the connection, left idle: nothing reads it any more.
 func openIdleStream(base *url.URL) (net.Conn, error) {
@@ -186,7 +168,7 @@ func TestThreeThousandIdleEventClientsOnTheDeployedWatcher(t *testing.T) {
 		openers = 16 // connections being opened at once
 		calls   = 20 // /health calls measured
 	)
-	if lim := raiseNoFile(t, clients+1000); lim < clients+200 {
+	if lim := nettest.RaiseFileLimit(t, clients+1000); lim < clients+200 {
 		t.Fatalf("RLIMIT_NOFILE is %d: %d streams need about %d descriptors", lim, clients, clients+200)
 	}
 	base, err := url.Parse(WatcherURL)

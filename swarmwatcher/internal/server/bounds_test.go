@@ -10,11 +10,12 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/goblog/goblog/internal/nettest"
 )
 
 // openStream connects from local (nil: any) and reads the stream's opening
@@ -68,27 +69,12 @@ func readUntil(c net.Conn, r *bufio.Reader, name string) error {
 	}
 }
 
-func raiseFileLimit(t *testing.T, want uint64) uint64 {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatal(err)
-	}
-	if lim.Cur < want {
-		lim.Cur = min(want, lim.Max)
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-			t.Logf("raise RLIMIT_NOFILE: %v", err)
-		}
-		_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
-	}
-	return lim.Cur
-}
-
 // 3000 idle event-stream clients (30 from each of 100 loopback addresses,
 // within the per-IP bound) are all served, get each change from one encoding,
 // and leave /health answering. The /health latency is printed, not asserted.
 func TestThreeThousandIdleEventClients(t *testing.T) {
 	const clients, perIP = 3000, 30
-	if lim := raiseFileLimit(t, 2*clients+200); lim < 2*clients+100 {
+	if lim := nettest.RaiseFileLimit(t, 2*clients+200); lim < 2*clients+100 {
 		t.Fatalf("RLIMIT_NOFILE is %d: %d streams need about %d descriptors (client and server side)", lim, clients, 2*clients+100)
 	}
 	d := &fakeDisc{snap: snapshot(task("t1", "10.0.1.7", 1))}
