@@ -39,15 +39,15 @@ type TenantStats struct {
 // pick returns the transport for req: its tenant's, or nil for the plain
 // one. It never allocates for a request without the header.
 func (r *tenantRoutes) pick(req *http.Request) *Transport {
-	v, ok := req.Header[tenant.Header]
-	if !ok {
+	name, present := tenant.FromHeader(req.Header[tenant.Header])
+	if !present {
 		return nil
 	}
-	if len(v) != 1 || !tenant.Valid(v[0]) {
+	if name == "" {
 		r.invalid.Add(1)
 		return nil
 	}
-	tr := r.transport(v[0])
+	tr := r.transport(name)
 	if tr == nil || tr.Instances() == 0 {
 		r.fallback.Add(1)
 		return nil
