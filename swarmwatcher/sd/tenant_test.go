@@ -358,3 +358,20 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestRefusedLabelsAreNoPlainService: a service whose tenant label the
+// watcher refused is never balanced over as a plain one.
+func TestRefusedLabelsAreNoPlainService(t *testing.T) {
+	fw := newFakeWatcher(t)
+	f := newFeed()
+	fw.feeds <- f
+	s := tenantSvc("goblog_accountservice", "accountservice", "", task("a", "10.0.1.7", api.HealthPassing))
+	s.TenantError = `label goblog.tenant="x y" is not a tenant`
+	f.event("snapshot", []api.Service{s})
+	_, ch := start(t, testConfig(fw, &sleeps{}))
+	ev := next(t, ch)
+	wantSet(t, ev, true)
+	if !errors.Is(ev.Err, ErrTenantLabel) {
+		t.Fatalf("err = %v, want ErrTenantLabel", ev.Err)
+	}
+}
