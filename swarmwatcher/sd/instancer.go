@@ -279,7 +279,6 @@ func (in *Instancer) send(ch chan<- kitsd.Event, ev kitsd.Event) {
 // pool's last good set instead of ev's instances: the set is never emptied
 // by a failure.
 func (in *Instancer) update(tenant string, ev kitsd.Event) {
-	defer in.readyOne.Do(func() { close(in.ready) })
 	sort.Strings(ev.Instances)
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -306,8 +305,13 @@ func (in *Instancer) update(tenant string, ev kitsd.Event) {
 	}
 }
 
+// markReady tells NewInstancer that the first result is known: called once
+// every set of a result (the plain one and the tenants') is published.
+func (in *Instancer) markReady() { in.readyOne.Do(func() { close(in.ready) }) }
+
 // fail publishes err on every pool, each with its last good set.
 func (in *Instancer) fail(err error) {
+	defer in.markReady()
 	in.mu.Lock()
 	names := make([]string, 0, len(in.pools))
 	for name := range in.pools {
@@ -532,6 +536,7 @@ func (in *Instancer) publish() {
 	instances, err := in.derive(tasks)
 	in.update("", kitsd.Event{Instances: instances, Err: err})
 	in.publishTenants(name, own)
+	in.markReady()
 }
 
 // derive returns the instances of a set of tasks: "ip:port" of the passing
