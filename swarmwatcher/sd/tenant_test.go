@@ -149,7 +149,7 @@ func TestLostFeedKeepsEverySetAndSaysSo(t *testing.T) {
 
 // tenantBackends starts one backend per task and a fake watcher whose
 // snapshot lists them: plain tasks p1, p2 and canary tasks c1, c2.
-func tenantBackends(t *testing.T) (*fakeWatcher, *feed, map[string]api.Task, *sync.Map) {
+func tenantBackends(t testing.TB) (*fakeWatcher, *feed, map[string]api.Task, *sync.Map) {
 	t.Helper()
 	var hosts sync.Map
 	tasks := map[string]api.Task{}
@@ -373,5 +373,28 @@ func TestRefusedLabelsAreNoPlainService(t *testing.T) {
 	wantSet(t, ev, true)
 	if !errors.Is(ev.Err, ErrTenantLabel) {
 		t.Fatalf("err = %v, want ErrTenantLabel", ev.Err)
+	}
+}
+
+// BenchmarkTenantPick is the tenant hook's cost per request: a plain one (no
+// header), a tenant's, and an invalid header.
+func BenchmarkTenantPick(b *testing.B) {
+	fw, _, _, _ := tenantBackends(b)
+	d, err := NewDiscovery(DiscoveryConfig{WatcherURL: fw.srv.URL, Service: "accountservice"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	for _, c := range []struct{ name, header string }{{"plain", ""}, {"tenant", "canary"}, {"invalid", "not a tenant"}} {
+		req, _ := http.NewRequest(http.MethodGet, "http://accountservice:6767/", nil)
+		if c.header != "" {
+			req.Header.Set(tenant.Header, c.header)
+		}
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				d.tenants.pick(req)
+			}
+		})
 	}
 }
