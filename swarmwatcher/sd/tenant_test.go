@@ -2,6 +2,7 @@ package sd
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -396,5 +397,28 @@ func BenchmarkTenantPick(b *testing.B) {
 				d.tenants.pick(req)
 			}
 		})
+	}
+}
+
+// TestTenantsAreBounded: tenants beyond MaxTenants are left out (by name
+// order) and counted.
+func TestTenantsAreBounded(t *testing.T) {
+	fw := newFakeWatcher(t)
+	f := newFeed()
+	fw.feeds <- f
+	list := []api.Service{tenantSvc("goblog_accountservice", "accountservice", "", task("a", "10.0.1.7", api.HealthPassing))}
+	for i := range MaxTenants + 3 {
+		name := fmt.Sprintf("t%03d", i)
+		list = append(list, tenantSvc("goblog_accountservice-"+name, "accountservice", name, task(name, "10.0.2."+strconv.Itoa(i+1), api.HealthPassing)))
+	}
+	f.event("snapshot", list)
+	in, ch := start(t, testConfig(fw, &sleeps{}))
+	wantSet(t, next(t, ch), false, "10.0.1.7:6767")
+	got := in.Tenants()
+	if len(got) != MaxTenants || got[0] != "t000" || got[MaxTenants-1] != fmt.Sprintf("t%03d", MaxTenants-1) {
+		t.Fatalf("%d tenants followed (%v ... ), want the first %d by name", len(got), got[:3], MaxTenants)
+	}
+	if st := in.Stats(); st.TenantsOverCap != 3 {
+		t.Fatalf("over cap = %d, want 3", st.TenantsOverCap)
 	}
 }
