@@ -379,6 +379,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			if err := write(b); err != nil {
 				return
 			}
+			if p := m.Value.published; !p.IsZero() {
+				s.m.publishToFlush.Observe(time.Since(p).Seconds())
+			}
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -17,8 +18,11 @@ import (
 // and shared by every client: a client only picks the bytes its filter
 // wants, it never encodes.
 type frame struct {
-	service string // a change's service; "" for status and keepalive
-	data    []byte // the whole event; nil for a services frame
+	// published is when the watcher published the message (zero for a
+	// keepalive): the publish-to-flush histogram starts there.
+	published time.Time
+	service   string // a change's service; "" for status and keepalive
+	data      []byte // the whole event; nil for a services frame
 	// A services frame (the view after an update, for ?views=1 clients):
 	// each service encoded once, the whole list assembled once.
 	full  []byte
@@ -29,6 +33,14 @@ type frame struct {
 var keepaliveFrame = &frame{data: []byte(": keepalive\n\n")}
 
 func newFrame(m watch.Message, seq uint64) (*frame, error) {
+	f, err := encodeFrame(m, seq)
+	if f != nil {
+		f.published = m.Published
+	}
+	return f, err
+}
+
+func encodeFrame(m watch.Message, seq uint64) (*frame, error) {
 	switch {
 	case m.Change != nil:
 		b, err := event(strconv.FormatUint(seq, 10), string(m.Change.Type), wire.Change(m.Change))
@@ -143,6 +155,9 @@ type metrics struct {
 	rejected *prometheus.CounterVec
 	dropped  prometheus.Counter
 	encoded  prometheus.Counter
+	// publishToFlush is the last stage from an engine event to a client:
+	// the watcher's publish to the flush of the client's write.
+	publishToFlush prometheus.Histogram
 }
 
 func newMetrics() *metrics {
@@ -159,11 +174,15 @@ func newMetrics() *metrics {
 		encoded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "swarmwatcher_events_encoded_total", Help: "Watcher messages encoded for the event stream (once each, whatever the number of clients).",
 		}),
+		publishToFlush: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "swarmwatcher_publish_to_flush_seconds", Help: "From the watcher's publish of a message to its flush to an /api/events client (encoding, fan-out, the write), per client.",
+			Buckets: watch.StageBuckets,
+		}),
 	}
 }
 
 func (m *metrics) register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.clients, m.rejected, m.dropped, m.encoded} {
+	for _, c := range []prometheus.Collector{m.clients, m.rejected, m.dropped, m.encoded, m.publishToFlush} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("register server metrics: %w", err)
 		}

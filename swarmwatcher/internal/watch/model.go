@@ -55,6 +55,10 @@ type Message struct {
 	Change   *Change
 	Status   *Status
 	Services []Service
+	// Published is when the watcher handed the message to its hub (the
+	// monotonic clock: the server measures the stage to each client's
+	// flush from it).
+	Published time.Time
 }
 
 // State is the view, its status and the sequence number of the last message

@@ -47,8 +47,20 @@ type Config struct {
 	// and the manager records a stopped or started task a moment after the
 	// container event that triggered the last re-list. 0 means PollInterval.
 	TransitionPoll time.Duration
-	// Debounce coalesces a burst of engine events into one re-list.
+	// Debounce is the wait after an engine event before the re-list, so
+	// that the events of one change (a service update and its containers')
+	// share it.
 	Debounce time.Duration
+	// FastPoll is the re-list period for FastFor after every engine event:
+	// swarm has no task events, and the manager records that a task runs
+	// (or is to shut down) a moment after the events that announced it, so
+	// the watcher keeps looking for a while. It is also the least gap
+	// between the end of one re-list and the start of an event's re-list,
+	// which bounds the Engine API calls of an event storm. 0 turns fast
+	// polling off.
+	FastPoll time.Duration
+	// FastFor is how long after the last engine event FastPoll holds.
+	FastFor time.Duration
 	// ProbeInterval is the period of probe rounds.
 	ProbeInterval time.Duration
 	// RetryMin is the first wait after a failed re-list; it grows (the
@@ -68,7 +80,8 @@ type Config struct {
 
 // Validate reports a configuration that cannot work.
 func (c Config) Validate() error {
-	if c.PollInterval <= 0 || c.ProbeInterval <= 0 || c.Debounce < 0 || c.RetryMin <= 0 || c.TransitionPoll < 0 {
+	if c.PollInterval <= 0 || c.ProbeInterval <= 0 || c.Debounce < 0 || c.RetryMin <= 0 || c.TransitionPoll < 0 ||
+		c.FastPoll < 0 || c.FastFor < 0 {
 		return errors.New("intervals must be positive")
 	}
 	if c.StaleAfter < c.PollInterval {
@@ -90,6 +103,11 @@ type Watcher struct {
 
 	trig     chan struct{}
 	probeNew chan struct{}
+
+	// trigMu guards pending: when the first engine event not yet served by
+	// a re-list arrived (zero: none), for the event-to-re-list histogram.
+	trigMu  sync.Mutex
+	pending time.Time
 
 	mu       sync.Mutex
 	snap     swarm.Snapshot
@@ -173,9 +191,15 @@ func (w *Watcher) Run(ctx context.Context) error {
 	return nil
 }
 
-// Trigger asks for a re-list soon (after the debounce).
+// Trigger asks for a re-list soon (after the debounce), and for fast
+// re-lists for a while after it (FastPoll, FastFor).
 func (w *Watcher) Trigger(reason string) {
 	w.m.triggers.Inc()
+	w.trigMu.Lock()
+	if w.pending.IsZero() {
+		w.pending = w.cfg.Now()
+	}
+	w.trigMu.Unlock()
 	select {
 	case w.trig <- struct{}{}:
 	default: // one is pending already
@@ -183,40 +207,69 @@ func (w *Watcher) Trigger(reason string) {
 }
 
 func (w *Watcher) refreshLoop(ctx context.Context) {
-	poll := time.NewTimer(0) // first re-list at once
-	defer poll.Stop()
-	debounce := time.NewTimer(time.Hour)
-	debounce.Stop()
-	defer debounce.Stop()
-	armed := false
+	// The loop schedules on the monotonic clock (time.Now): due is when the
+	// next re-list starts, fastUntil when fast polling after the last engine
+	// event ends, lastEnd when the last re-list ended.
+	now := time.Now()
+	due, fastUntil, lastEnd := now, time.Time{}, time.Time{}
+	timer := time.NewTimer(0) // first re-list at once
+	defer timer.Stop()
 	retry := backoff.New(w.cfg.RetryMin, w.cfg.PollInterval)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-w.trig:
-			if !armed {
-				armed = true
-				debounce.Reset(w.cfg.Debounce)
+			now := time.Now()
+			if w.cfg.FastPoll > 0 {
+				fastUntil = now.Add(w.cfg.FastFor)
+			}
+			// After the debounce, but not sooner than FastPoll after the
+			// last re-list ended: an event storm costs at most one re-list
+			// per FastPoll.
+			at := now.Add(w.cfg.Debounce)
+			if gap := lastEnd.Add(w.cfg.FastPoll); gap.After(at) {
+				at = gap
+			}
+			if at.Before(due) {
+				due = at
+				timer.Reset(max(due.Sub(now), 0))
 			}
 			continue
-		case <-debounce.C:
-			armed = false
-		case <-poll.C:
+		case <-timer.C:
 		}
+		w.servePending()
+		err := w.Refresh(ctx)
+		if err != nil && ctx.Err() != nil {
+			return
+		}
+		lastEnd = time.Now()
 		next := w.cfg.PollInterval
-		if err := w.Refresh(ctx); err != nil {
-			if ctx.Err() != nil {
-				return
-			}
+		if err != nil {
 			next = retry.Next()
 		} else {
 			retry.Reset()
 			if w.inTransition() && w.cfg.TransitionPoll > 0 {
 				next = min(next, w.cfg.TransitionPoll)
 			}
+			if w.cfg.FastPoll > 0 && lastEnd.Before(fastUntil) {
+				next = min(next, w.cfg.FastPoll)
+			}
 		}
-		poll.Reset(next)
+		due = lastEnd.Add(next)
+		timer.Reset(next)
+	}
+}
+
+// servePending records how long the engine event that asked for the
+// re-list about to start has waited.
+func (w *Watcher) servePending() {
+	w.trigMu.Lock()
+	since := w.pending
+	w.pending = time.Time{}
+	w.trigMu.Unlock()
+	if !since.IsZero() {
+		w.m.eventToRelist.Observe(max(w.cfg.Now().Sub(since), 0).Seconds())
 	}
 }
 
@@ -245,7 +298,10 @@ func (w *Watcher) Refresh(ctx context.Context) error {
 	if err != nil && ctx.Err() != nil {
 		return err
 	}
-	defer w.flush()
+	defer func() {
+		w.flush()
+		w.m.relistToPublish.Observe(max(w.cfg.Now().Sub(now), 0).Seconds())
+	}()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err != nil {
@@ -401,7 +457,9 @@ func (w *Watcher) flush() {
 	out := w.outbox
 	w.outbox = nil
 	w.mu.Unlock()
+	published := time.Now()
 	for _, m := range out {
+		m.Value.Published = published
 		w.hub.Publish(m.Seq, m.Value)
 	}
 }

@@ -3,6 +3,7 @@ package watch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -604,4 +605,107 @@ func TestRunPollsFastWhileTasksMove(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// quietSnapshot has nothing in transition: no draining task, every service
+// at its desired count, so only events (and the hour-long poll) re-list.
+func quietSnapshot() swarm.Snapshot {
+	return swarm.Snapshot{Networks: []string{"goblog_net"}, Services: []swarm.Service{
+		{ID: "s-acc", Name: "goblog_accountservice", Desired: 1, Running: 1, ProbePort: 6767, ProbePath: "/health",
+			Tasks: []swarm.Task{task("t1", 1, "10.0.1.7", "running")}},
+	}}
+}
+
+// After one engine event the watcher re-lists again and again for FastFor
+// (the engine records the task's new state a moment after its events), then
+// goes back to its poll; the event's wait is in the stage histogram.
+func TestRunRelistsFastAfterAnEventThenStops(t *testing.T) {
+	disc := &fakeDisc{snap: quietSnapshot(), calls: make(chan struct{}, 1000)}
+	fire := make(chan struct{})
+	events := func(ctx context.Context, trigger func(string)) error {
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-fire:
+				trigger("service update")
+			}
+		}
+	}
+	c := &clock{now: time.Now()}
+	w, err := New(Config{
+		PollInterval: time.Hour, Debounce: time.Millisecond, FastPoll: 5 * time.Millisecond, FastFor: 100 * time.Millisecond,
+		ProbeInterval: time.Hour, RetryMin: time.Millisecond, StaleAfter: time.Hour,
+		Thresholds: probe.Thresholds{Rise: 1, Fall: 2, History: 3}, Now: c.Now,
+	}, disc, &fakeChecker{outcome: map[string]probe.Outcome{}, clock: c}, events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	if err := w.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = w.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	wait := func(what string) {
+		t.Helper()
+		select {
+		case <-disc.calls:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no re-list %s", what)
+		}
+	}
+	wait("at start")
+	// quiet: nothing until the hour-long poll.
+	select {
+	case <-disc.calls:
+		t.Fatal("re-listed with nothing in transition and no event")
+	case <-time.After(50 * time.Millisecond):
+	}
+	fire <- struct{}{}
+	for i := range 4 {
+		wait(fmt.Sprintf("%d after one event (the poll is an hour away)", i+1))
+	}
+	// The fast re-lists end: within 10 s there is a quiet half second, and
+	// nothing after it either.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		select {
+		case <-disc.calls:
+			if time.Now().After(deadline) {
+				t.Fatal("still re-listing fast 10 s after the one event")
+			}
+			continue
+		case <-time.After(500 * time.Millisecond):
+		}
+		break
+	}
+	select {
+	case <-disc.calls:
+		t.Fatal("re-listed again after the fast window ended")
+	case <-time.After(200 * time.Millisecond):
+	}
+	if n := histogramCount(t, reg, "swarmwatcher_event_to_relist_seconds"); n != 1 {
+		t.Errorf("event_to_relist observations = %d, want 1 (one event, served once)", n)
+	}
+	if n := histogramCount(t, reg, "swarmwatcher_relist_to_publish_seconds"); n < 5 {
+		t.Errorf("relist_to_publish observations = %d, want one per re-list (at least 5)", n)
+	}
+}
+
+func histogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	t.Fatalf("metric %s missing", name)
+	return 0
 }
