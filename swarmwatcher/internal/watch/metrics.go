@@ -14,6 +14,7 @@ type metrics struct {
 	probes          *prometheus.CounterVec
 	probeLatency    prometheus.Histogram
 	roundDuration   prometheus.Histogram
+	probeLateness   prometheus.Histogram
 	tasks           *prometheus.GaugeVec
 	services        prometheus.Gauge
 	stale           prometheus.Gauge
@@ -49,8 +50,12 @@ func newMetrics() *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
 		roundDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "swarmwatcher_probe_round_duration_seconds", Help: "Time to probe every task once.",
+			Name: "swarmwatcher_probe_round_duration_seconds", Help: "Time one batch of probes took (the tasks whose turn came: every task once per probe interval, spread over it).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		probeLateness: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "swarmwatcher_probe_lateness_seconds", Help: "How long after its turn a task's probe started (a probe that waits long is starving).",
+			Buckets: StageBuckets,
 		}),
 		tasks: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "swarmwatcher_tasks", Help: "Running tasks, by service and health.",
@@ -87,7 +92,7 @@ func newMetrics() *metrics {
 
 // register adds every instrument to reg.
 func (m *metrics) register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.refreshes, m.refreshDuration, m.probes, m.probeLatency, m.roundDuration,
+	for _, c := range []prometheus.Collector{m.refreshes, m.refreshDuration, m.probes, m.probeLatency, m.roundDuration, m.probeLateness,
 		m.tasks, m.services, m.stale, m.changes, m.subscribers, m.dropped, m.triggers, m.eventToRelist, m.relistToPublish} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("register watcher metrics: %w", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"strconv"
 	"sync"
@@ -111,12 +112,19 @@ type Watcher struct {
 
 	mu       sync.Mutex
 	snap     swarm.Snapshot
-	trackers map[string]*probe.Tracker // by task ID
+	trackers map[string]*probeState // by task ID
 	status   Status
 	lastOK   time.Time
-	view     []Service // published; never modified after publication
-	moving   bool      // tasks in transition in the last snapshot
-	seq      uint64    // of the last message queued
+	view     []Service      // published; never modified after publication
+	viewIdx  map[string]int // service ID -> index in view
+	version  uint64         // the last Service.Version handed out
+	// probed are the services (by ID) with probe results recorded since
+	// the last update; allDirty asks the next update to rebuild every
+	// service (the status flipped: every health changes).
+	probed   map[string]bool
+	allDirty bool
+	moving   bool   // tasks in transition in the last snapshot
+	seq      uint64 // of the last message queued
 	outbox   []fanout.Message[Message]
 
 	// flushMu keeps messages in order from the outbox to the hub; it is
@@ -148,8 +156,10 @@ func New(cfg Config, disc Discoverer, checker Checker, events EventSource) (*Wat
 		}),
 		trig:     make(chan struct{}, 1),
 		probeNew: make(chan struct{}, 1),
-		trackers: map[string]*probe.Tracker{},
+		trackers: map[string]*probeState{},
 		view:     []Service{},
+		viewIdx:  map[string]int{},
+		probed:   map[string]bool{},
 	}
 	w.status = Status{Stale: true, Err: "no answer from the Docker API yet", Since: cfg.Now()}
 	w.m.stale.Set(1)
@@ -273,21 +283,6 @@ func (w *Watcher) servePending() {
 	}
 }
 
-func (w *Watcher) probeLoop(ctx context.Context) {
-	t := time.NewTicker(w.cfg.ProbeInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			w.Probe(ctx, false)
-		case <-w.probeNew:
-			w.Probe(ctx, true)
-		}
-	}
-}
-
 // Refresh re-lists the swarm once. On error the last good view is kept,
 // marked stale, and the error returned.
 func (w *Watcher) Refresh(ctx context.Context) error {
@@ -330,7 +325,7 @@ func (w *Watcher) Refresh(ctx context.Context) error {
 				w.moving = true
 			}
 			if s.ProbePort > 0 && t.Address != "" && !t.Draining() && w.trackers[t.ID] == nil {
-				w.trackers[t.ID] = probe.NewTracker(w.cfg.Thresholds)
+				w.trackers[t.ID] = &probeState{tr: probe.NewTracker(w.cfg.Thresholds)}
 				fresh = true
 			}
 		}
@@ -361,24 +356,110 @@ func (w *Watcher) inTransition() bool {
 	return w.moving
 }
 
+// probeSlots is how many probe batches one ProbeInterval holds: every task
+// is probed once per interval, at its own offset (see jitter), so that
+// 10,000 tasks are not probed all at once.
+const probeSlots = 10
+
+func (w *Watcher) probeLoop(ctx context.Context) {
+	t := time.NewTicker(max(w.cfg.ProbeInterval/probeSlots, time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			w.probe(ctx, dueOnly)
+		case <-w.probeNew:
+			w.probe(ctx, newOnly)
+		}
+	}
+}
+
+// probeState is one task's probe tracker and when its next probe is due.
+type probeState struct {
+	tr *probe.Tracker
+	// due is when the next probe is due; zero until the first probe,
+	// which comes at once (a new task should not wait for its turn).
+	due time.Time
+}
+
+// jitter is a task's stable offset within the probe interval, in [0,
+// interval): FNV-1a of its ID. It spreads the probes of tasks discovered
+// together over the interval and keeps each task's turn across restarts.
+func jitter(id string, interval time.Duration) time.Duration {
+	if interval <= 0 {
+		return 0
+	}
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(id); i++ {
+		h ^= uint64(id[i])
+		h *= 1099511628211
+	}
+	return time.Duration(h % uint64(interval))
+}
+
+// nextDue is when a task probed at start, whose probe was due at due (zero:
+// its first), is due again: its first probe is followed by one at its jitter
+// within the next interval, then every interval on that phase, skipping the
+// turns that have passed (a late round never makes a task probed twice in a
+// row).
+func nextDue(id string, due, start time.Time, interval time.Duration) time.Time {
+	if due.IsZero() {
+		return start.Add(max(jitter(id, interval), time.Millisecond))
+	}
+	next := due.Add(interval)
+	if !next.After(start) {
+		next = due.Add((start.Sub(due)/interval + 1) * interval)
+	}
+	return next
+}
+
+// The probe rounds: every task, the tasks never probed yet, or the tasks
+// whose turn has come.
+type probeWhich int
+
+const (
+	allTasks probeWhich = iota
+	newOnly
+	dueOnly
+)
+
 // Probe runs one probe round: every probe-able task, or with onlyNew the
 // tasks not probed yet.
 func (w *Watcher) Probe(ctx context.Context, onlyNew bool) {
-	var ids, urls []string
+	if onlyNew {
+		w.probe(ctx, newOnly)
+		return
+	}
+	w.probe(ctx, allTasks)
+}
+
+func (w *Watcher) probe(ctx context.Context, which probeWhich) {
+	var (
+		ids, urls, svcs []string
+		dues            []time.Time
+	)
+	start := w.cfg.Now()
 	w.mu.Lock()
 	for _, s := range w.snap.Services {
 		if s.ProbePort == 0 {
 			continue
 		}
 		for _, t := range s.Tasks {
-			tr := w.trackers[t.ID]
-			if tr == nil || t.Address == "" || t.Draining() {
+			ps := w.trackers[t.ID]
+			if ps == nil || t.Address == "" || t.Draining() {
 				continue
 			}
-			if _, probed := tr.Last(); onlyNew && probed {
+			switch {
+			case which == newOnly && !ps.due.IsZero():
+				continue
+			case which == dueOnly && ps.due.After(start):
 				continue
 			}
 			ids = append(ids, t.ID)
+			svcs = append(svcs, s.ID)
+			dues = append(dues, ps.due)
 			urls = append(urls, "http://"+net.JoinHostPort(t.Address, strconv.Itoa(s.ProbePort))+s.ProbePath)
 		}
 	}
@@ -386,7 +467,11 @@ func (w *Watcher) Probe(ctx context.Context, onlyNew bool) {
 	if len(urls) == 0 {
 		return
 	}
-	start := w.cfg.Now()
+	for _, d := range dues {
+		if !d.IsZero() {
+			w.m.probeLateness.Observe(max(start.Sub(d), 0).Seconds())
+		}
+	}
 	results := w.checker.CheckAll(ctx, urls)
 	if ctx.Err() != nil {
 		return
@@ -399,12 +484,16 @@ func (w *Watcher) Probe(ctx context.Context, onlyNew bool) {
 	for i, r := range results {
 		w.m.probes.WithLabelValues(string(r.Outcome)).Inc()
 		w.m.probeLatency.Observe(r.Latency.Seconds())
-		if tr := w.trackers[ids[i]]; tr != nil {
-			before := tr.Health()
-			if after := tr.Record(r); after != before {
-				w.log.Info("health changed", "task", ids[i], "url", urls[i], "from", before, "to", after, "code", r.Code, "err", r.Err)
-			}
+		ps := w.trackers[ids[i]]
+		if ps == nil {
+			continue // the task left while it was probed
 		}
+		ps.due = nextDue(ids[i], dues[i], start, w.cfg.ProbeInterval)
+		before := ps.tr.Health()
+		if after := ps.tr.Record(r); after != before {
+			w.log.Info("health changed", "task", ids[i], "url", urls[i], "from", before, "to", after, "code", r.Code, "err", r.Err)
+		}
+		w.probed[svcs[i]] = true
 	}
 	w.update(now)
 }
@@ -412,6 +501,9 @@ func (w *Watcher) Probe(ctx context.Context, onlyNew bool) {
 // setStatus records a staleness flip and queues it for subscribers. Caller
 // holds mu.
 func (w *Watcher) setStatus(s Status) {
+	if s.Stale != w.status.Stale {
+		w.allDirty = true // every task's health follows the status
+	}
 	w.status = s
 	if s.Stale {
 		w.m.stale.Set(1)
@@ -422,17 +514,44 @@ func (w *Watcher) setStatus(s Status) {
 	w.queue(Message{Status: &st})
 }
 
-// update rebuilds the view and queues the changes and then the view.
-// Caller holds mu.
+// update rebuilds the services of the view that changed (in the snapshot,
+// by probes, or all when the status flipped), diffs those only, and queues
+// the changes and then the view. Caller holds mu.
 func (w *Watcher) update(now time.Time) {
-	view := w.build()
-	changes := Diff(w.view, view, now)
-	w.view = view
+	view := make([]Service, 0, len(w.snap.Services))
+	idx := make(map[string]int, len(w.snap.Services))
+	var updated []int
+	for i := range w.snap.Services {
+		s := &w.snap.Services[i]
+		idx[s.ID] = len(view)
+		if j, ok := w.viewIdx[s.ID]; ok && !w.allDirty && !w.probed[s.ID] && sameService(&w.view[j], s) {
+			view = append(view, w.view[j]) // shares its tasks: nothing changed
+			continue
+		}
+		view = append(view, w.build(s))
+		updated = append(updated, len(view)-1)
+	}
+	removed := len(view) != len(w.view)
+	if !removed {
+		for id := range w.viewIdx {
+			if _, ok := idx[id]; !ok {
+				removed = true
+				break
+			}
+		}
+	}
+	clear(w.probed)
+	w.allDirty = false
+	if len(updated) == 0 && !removed {
+		return // nothing changed: nothing to tell
+	}
+	changes := diff(w.view, view, updated, now)
+	w.view, w.viewIdx = view, idx
 	for i := range changes {
 		w.m.changes.WithLabelValues(string(changes[i].Type)).Inc()
 		w.queue(Message{Change: &changes[i]})
 	}
-	w.queue(Message{Services: view})
+	w.queue(Message{Services: view, Updated: updated})
 	w.m.services.Set(float64(len(view)))
 	w.m.tasks.Reset()
 	for _, s := range view {
@@ -440,6 +559,29 @@ func (w *Watcher) update(now time.Time) {
 			w.m.tasks.WithLabelValues(s.Name, string(t.Health)).Inc()
 		}
 	}
+}
+
+// sameService reports whether the view's service v was built from the
+// same facts as the snapshot's s (its probes aside, which update tracks).
+func sameService(v *Service, s *swarm.Service) bool {
+	if !sameServiceFacts(&v.Service, s) || len(v.Tasks) != len(s.Tasks) {
+		return false
+	}
+	for i := range s.Tasks {
+		if v.Tasks[i].Task != s.Tasks[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// sameServiceFacts compares every field of two swarm.Services but Tasks
+// (TestSameServiceFactsSeesEveryField keeps it complete).
+func sameServiceFacts(a, b *swarm.Service) bool {
+	return a.ID == b.ID && a.Name == b.Name && a.Mode == b.Mode && a.EndpointMode == b.EndpointMode &&
+		a.Desired == b.Desired && a.Running == b.Running && a.ProbePort == b.ProbePort && a.ProbePath == b.ProbePath &&
+		a.ProbeError == b.ProbeError && a.Logical == b.Logical && a.Tenant == b.Tenant && a.TenantError == b.TenantError &&
+		maps.Equal(a.Labels, b.Labels)
 }
 
 // queue numbers m and puts it in the outbox. Caller holds mu.
@@ -464,38 +606,39 @@ func (w *Watcher) flush() {
 	}
 }
 
-// build turns the snapshot and trackers into the served view. Caller holds mu.
-func (w *Watcher) build() []Service {
-	view := make([]Service, 0, len(w.snap.Services))
-	for _, s := range w.snap.Services {
-		svc := Service{Service: s, Tasks: make([]Task, 0, len(s.Tasks))}
-		svc.Service.Tasks = nil
-		for _, t := range s.Tasks {
-			task := Task{Task: t, Port: s.ProbePort}
-			tr := w.trackers[t.ID]
-			switch {
-			case t.Draining():
-				task.Health = api.HealthDraining
-			case s.ProbePort == 0 || t.Address == "":
-				task.Health = api.HealthUnknown
-			case tr == nil:
-				task.Health = api.HealthStarting
-			default:
-				task.Health = tr.Health()
-			}
-			if tr != nil {
-				task.Last, _ = tr.Last()
-				task.ConsecutiveFailures = tr.ConsecutiveFailures()
-				task.History = tr.History()
-			}
-			if w.status.Stale {
-				task.Health = api.HealthUnknown
-			}
-			svc.Tasks = append(svc.Tasks, task)
+// build turns one service of the snapshot and its trackers into a service
+// of the view, with a new Version. Caller holds mu.
+func (w *Watcher) build(s *swarm.Service) Service {
+	w.version++
+	svc := Service{Service: *s, Tasks: make([]Task, 0, len(s.Tasks)), Version: w.version}
+	svc.Service.Tasks = nil
+	for _, t := range s.Tasks {
+		task := Task{Task: t, Port: s.ProbePort}
+		var tr *probe.Tracker
+		if ps := w.trackers[t.ID]; ps != nil {
+			tr = ps.tr
 		}
-		view = append(view, svc)
+		switch {
+		case t.Draining():
+			task.Health = api.HealthDraining
+		case s.ProbePort == 0 || t.Address == "":
+			task.Health = api.HealthUnknown
+		case tr == nil:
+			task.Health = api.HealthStarting
+		default:
+			task.Health = tr.Health()
+		}
+		if tr != nil {
+			task.Last, _ = tr.Last()
+			task.ConsecutiveFailures = tr.ConsecutiveFailures()
+			task.History = tr.History()
+		}
+		if w.status.Stale {
+			task.Health = api.HealthUnknown
+		}
+		svc.Tasks = append(svc.Tasks, task)
 	}
-	return view
+	return svc
 }
 
 // Healthy reports whether the Docker API answered the last re-list and did

@@ -400,8 +400,8 @@ func TestSlowSubscriberIsDroppedWithoutBlocking(t *testing.T) {
 	_, fast := h.w.Subscribe(10000)
 	ctx := context.Background()
 	for range 50 {
-		_ = h.w.Refresh(ctx) // each publishes at least a view
-		h.w.Probe(ctx, false)
+		_ = h.w.Refresh(ctx)  // the same snapshot: nothing to publish after the first
+		h.w.Probe(ctx, false) // new results: at least a view
 	}
 	n := 0
 	for range slow.C() { // closed: the loop ends
@@ -410,7 +410,7 @@ func TestSlowSubscriberIsDroppedWithoutBlocking(t *testing.T) {
 	if !slow.Dropped() || n != 2 {
 		t.Errorf("slow subscriber: dropped=%v after %d messages", slow.Dropped(), n)
 	}
-	if fast.Dropped() || len(drain(fast)) < 100 {
+	if fast.Dropped() || len(drain(fast)) < 50 {
 		t.Error("fast subscriber lost messages")
 	}
 }
