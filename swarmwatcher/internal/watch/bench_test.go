@@ -105,13 +105,42 @@ type pipeTargets struct {
 	done   chan struct{}
 	once   sync.Once
 	probes atomic.Int64
+
+	mu     sync.Mutex
+	last   map[string]time.Time // by task address (the Host header)
+	maxGap time.Duration        // longest wait between two probes of one task
+}
+
+// record notes a probe of host and returns how many tasks have been probed.
+func (p *pipeTargets) record(host string) {
+	now := time.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if prev, ok := p.last[host]; ok {
+		p.maxGap = max(p.maxGap, now.Sub(prev))
+	}
+	p.last[host] = now
+}
+
+// probedSince counts the tasks probed at or after t.
+func (p *pipeTargets) probedSince(t time.Time) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, at := range p.last {
+		if !at.Before(t) {
+			n++
+		}
+	}
+	return n
 }
 
 func newPipeTargets(b *testing.B) *pipeTargets {
 	b.Helper()
-	p := &pipeTargets{conns: make(chan net.Conn), done: make(chan struct{})}
+	p := &pipeTargets{conns: make(chan net.Conn), done: make(chan struct{}), last: map[string]time.Time{}}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.probes.Add(1)
+		p.record(r.Host)
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"UP"}`))
 	}), ReadHeaderTimeout: 10 * time.Second}
@@ -259,3 +288,43 @@ func BenchmarkRefreshAndProbe1000Tasks(b *testing.B) { benchCycle(b, 10, 100) }
 // BenchmarkRefreshAndProbe10000Tasks: 200 services × 50 tasks, the issue's
 // swarm-scale case.
 func BenchmarkRefreshAndProbe10000Tasks(b *testing.B) { benchCycle(b, 200, 50) }
+
+// BenchmarkProbeSchedule10000Tasks runs the watcher's own probe loop at a
+// 1 s interval over 200 services × 50 tasks (after every task's first
+// probe) and prints how long a full round takes (every task probed once
+// more: about the interval, since the probes are spread over it), the
+// longest wait between two probes of one task (no probe starves: the goal
+// is under 2 s) and the bound on probes in flight.
+func BenchmarkProbeSchedule10000Tasks(b *testing.B) {
+	const services, tasksPer = 200, 50
+	bs := newBenchSwarm(b, services, tasksPer)
+	ctx, cancel := context.WithCancel(context.Background())
+	bs.w.Probe(ctx, true) // every task's first probe, at once
+	bs.targets.mu.Lock()
+	bs.targets.maxGap = 0
+	bs.targets.mu.Unlock()
+	done := make(chan struct{})
+	go func() { bs.w.probeLoop(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	b.ResetTimer()
+	var rounds time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		for bs.targets.probedSince(t0) < services*tasksPer {
+			time.Sleep(10 * time.Millisecond)
+		}
+		rounds += time.Since(t0)
+	}
+	b.StopTimer()
+	bs.targets.mu.Lock()
+	gap := bs.targets.maxGap
+	bs.targets.mu.Unlock()
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(rounds.Microseconds())/1000/float64(b.N), "ms/probe-round")
+	b.ReportMetric(float64(gap.Microseconds())/1000, "max-gap-ms")
+	b.ReportMetric(64, "max-in-flight")
+	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "MiB-heap")
+	b.ReportMetric(rssMiB(), "MiB-RSS")
+}
