@@ -307,7 +307,7 @@ func (w *Watcher) Refresh(ctx context.Context) error {
 		} else {
 			w.status.Err = err.Error()
 		}
-		w.update(now)
+		w.update(now, false)
 		return err
 	}
 	w.m.refreshes.WithLabelValues("ok").Inc()
@@ -339,7 +339,7 @@ func (w *Watcher) Refresh(ctx context.Context) error {
 		w.log.Info("docker API answers", "was", w.status.Err)
 		w.setStatus(Status{Stale: false, Since: now})
 	}
-	w.update(now)
+	w.update(now, true)
 	if fresh {
 		select {
 		case w.probeNew <- struct{}{}:
@@ -495,7 +495,7 @@ func (w *Watcher) probe(ctx context.Context, which probeWhich) {
 		}
 		w.probed[svcs[i]] = true
 	}
-	w.update(now)
+	w.update(now, false)
 }
 
 // setStatus records a staleness flip and queues it for subscribers. Caller
@@ -515,16 +515,16 @@ func (w *Watcher) setStatus(s Status) {
 }
 
 // update rebuilds the services of the view that changed (in the snapshot,
-// by probes, or all when the status flipped), diffs those only, and queues
-// the changes and then the view. Caller holds mu.
-func (w *Watcher) update(now time.Time) {
+// when relisted; by probes; or all when the status flipped), diffs those
+// only, and queues the changes and then the view. Caller holds mu.
+func (w *Watcher) update(now time.Time, relisted bool) {
 	view := make([]Service, 0, len(w.snap.Services))
 	idx := make(map[string]int, len(w.snap.Services))
 	var updated []int
 	for i := range w.snap.Services {
 		s := &w.snap.Services[i]
 		idx[s.ID] = len(view)
-		if j, ok := w.viewIdx[s.ID]; ok && !w.allDirty && !w.probed[s.ID] && sameService(&w.view[j], s) {
+		if j, ok := w.viewIdx[s.ID]; ok && !w.allDirty && !w.probed[s.ID] && (!relisted || sameService(&w.view[j], s)) {
 			view = append(view, w.view[j]) // shares its tasks: nothing changed
 			continue
 		}
@@ -555,10 +555,28 @@ func (w *Watcher) update(now time.Time) {
 	w.m.services.Set(float64(len(view)))
 	w.m.tasks.Reset()
 	for _, s := range view {
+		var byHealth [6]int // one count per api.Health, in healthOrder
 		for _, t := range s.Tasks {
-			w.m.tasks.WithLabelValues(s.Name, string(t.Health)).Inc()
+			byHealth[healthIndex(t.Health)]++
+		}
+		for i, n := range byHealth {
+			if n > 0 {
+				w.m.tasks.WithLabelValues(s.Name, string(healthOrder[i])).Set(float64(n))
+			}
 		}
 	}
+}
+
+// healthOrder lists the health values the tasks gauge counts.
+var healthOrder = [6]api.Health{api.HealthStarting, api.HealthPassing, api.HealthWarning, api.HealthCritical, api.HealthDraining, api.HealthUnknown}
+
+func healthIndex(h api.Health) int {
+	for i, x := range healthOrder {
+		if x == h {
+			return i
+		}
+	}
+	return len(healthOrder) - 1 // unknown
 }
 
 // sameService reports whether the view's service v was built from the
