@@ -320,6 +320,70 @@ func fmtLags(ds []time.Duration) string {
 	return strings.Join(parts, ",") + " ms (max " + strconv.FormatInt(ds[len(ds)-1].Milliseconds(), 10) + " ms)"
 }
 
+// stageHistograms are the watcher's convergence stages in /metrics, in
+// order from an engine event to a client.
+var stageHistograms = []string{
+	"swarmwatcher_event_to_relist_seconds",
+	"swarmwatcher_refresh_duration_seconds",
+	"swarmwatcher_relist_to_publish_seconds",
+	"swarmwatcher_publish_to_flush_seconds",
+}
+
+// stageSums reads each stage histogram's _sum and _count from the watcher's
+// /metrics (absent ones are left out: an older watcher).
+func stageSums(t *testing.T) map[string][2]float64 {
+	t.Helper()
+	code, body, err := CallErr(NewClient(), http.MethodGet, WatcherURL+"/metrics")
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("/metrics: %d %v", code, err)
+	}
+	out := map[string][2]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[1], 64)
+		if err != nil {
+			continue
+		}
+		for _, h := range stageHistograms {
+			e := out[h]
+			switch f[0] {
+			case h + "_sum":
+				e[0] = v
+			case h + "_count":
+				e[1] = v
+			default:
+				continue
+			}
+			out[h] = e
+		}
+	}
+	return out
+}
+
+// stageMeans says, per stage, how many observations came between two reads
+// of stageSums and their mean.
+func stageMeans(before, after map[string][2]float64) string {
+	var parts []string
+	for _, h := range stageHistograms {
+		a, ok := after[h]
+		if !ok {
+			continue
+		}
+		b := before[h]
+		n := a[1] - b[1]
+		name := strings.TrimSuffix(strings.TrimPrefix(h, "swarmwatcher_"), "_seconds")
+		if n <= 0 {
+			parts = append(parts, name+" -")
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s %.1f ms (n=%d)", name, (a[0]-b[0])/n*1000, int(n)))
+	}
+	return strings.Join(parts, "; ")
+}
+
 // TestWatcherConvergenceFigures prints issue 15's two convergence rows:
 // engine shows a task running -> the watcher lists it (API and stream), and
 // engine shows a lower replica count -> the removed tasks are draining or
@@ -356,6 +420,7 @@ func TestWatcherConvergenceFigures(t *testing.T) {
 	wg.Go(func() { c.pollWatcher(ctx, svc) })
 	defer func() { cancel(); wg.Wait() }()
 	time.Sleep(300 * time.Millisecond) // every observer has a first answer
+	stages0 := stageSums(t)
 
 	c.mu.Lock()
 	before := maps.Clone(c.engineTasks)
@@ -398,6 +463,7 @@ func TestWatcherConvergenceFigures(t *testing.T) {
 	downAPI := lags(t, "scale down, /api/services", leaving, c.engineLeaving, c.apiLeaving)
 	downStream := lags(t, "scale down, event stream", leaving, c.engineLeaving, c.streamLeaving)
 
+	stages1 := stageSums(t)
 	cancel()
 	wg.Wait()
 	c.mu.Lock()
@@ -411,6 +477,8 @@ func TestWatcherConvergenceFigures(t *testing.T) {
 		svc, orig, up, fmtLags(upAPI), fmtLags(upStream))
 	t.Logf("figure: engine shows a lower replica count -> removed tasks draining/gone (%s %d->%d): /api/services %s; event stream %s",
 		svc, up, orig, fmtLags(downAPI), fmtLags(downStream))
+	t.Logf("figure: the watcher's stages over the test (/metrics, mean per observation; the test's own polls and stream included): %s",
+		stageMeans(stages0, stages1))
 	t.Logf("figure: (observers poll every 20 ms and stamp a fact at the middle of the poll that first showed it; the stream's events at arrival. Engine API polls: %s; /api/services polls: %s)",
 		engineRTT, watcherRTT)
 }
