@@ -57,8 +57,9 @@ type Config struct {
 	// (or is to shut down) a moment after the events that announced it, so
 	// the watcher keeps looking for a while. It is also the least gap
 	// between the end of one re-list and the start of an event's re-list,
-	// which bounds the Engine API calls of an event storm. 0 turns fast
-	// polling off.
+	// which bounds the Engine API calls of an event storm; and never
+	// shorter than the last re-list took, so that re-lists fill at most
+	// half of the time, however large the swarm. 0 turns fast polling off.
 	FastPoll time.Duration
 	// FastFor is how long after the last engine event FastPoll holds.
 	FastFor time.Duration
@@ -222,6 +223,7 @@ func (w *Watcher) refreshLoop(ctx context.Context) {
 	// event ends, lastEnd when the last re-list ended.
 	now := time.Now()
 	due, fastUntil, lastEnd := now, time.Time{}, time.Time{}
+	gap := w.cfg.FastPoll // FastPoll, or the last re-list's duration if longer
 	timer := time.NewTimer(0) // first re-list at once
 	defer timer.Stop()
 	retry := backoff.New(w.cfg.RetryMin, w.cfg.PollInterval)
@@ -238,8 +240,8 @@ func (w *Watcher) refreshLoop(ctx context.Context) {
 			// last re-list ended: an event storm costs at most one re-list
 			// per FastPoll.
 			at := now.Add(w.cfg.Debounce)
-			if gap := lastEnd.Add(w.cfg.FastPoll); gap.After(at) {
-				at = gap
+			if earliest := lastEnd.Add(gap); earliest.After(at) {
+				at = earliest
 			}
 			if at.Before(due) {
 				due = at
@@ -249,11 +251,13 @@ func (w *Watcher) refreshLoop(ctx context.Context) {
 		case <-timer.C:
 		}
 		w.servePending()
+		start := time.Now()
 		err := w.Refresh(ctx)
 		if err != nil && ctx.Err() != nil {
 			return
 		}
 		lastEnd = time.Now()
+		gap = max(w.cfg.FastPoll, lastEnd.Sub(start))
 		next := w.cfg.PollInterval
 		if err != nil {
 			next = retry.Next()
@@ -263,7 +267,7 @@ func (w *Watcher) refreshLoop(ctx context.Context) {
 				next = min(next, w.cfg.TransitionPoll)
 			}
 			if w.cfg.FastPoll > 0 && lastEnd.Before(fastUntil) {
-				next = min(next, w.cfg.FastPoll)
+				next = min(next, gap)
 			}
 		}
 		due = lastEnd.Add(next)

@@ -39,11 +39,15 @@ type fakeDisc struct {
 	snap  swarm.Snapshot
 	err   error
 	calls chan struct{}
+	delay time.Duration // how long each re-list takes
 }
 
 func (f *fakeDisc) Refresh(ctx context.Context) (swarm.Snapshot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.delay > 0 {
+		time.Sleep(f.delay)
+	}
 	if f.calls != nil {
 		select {
 		case f.calls <- struct{}{}:
@@ -708,4 +712,50 @@ func histogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 
 	}
 	t.Fatalf("metric %s missing", name)
 	return 0
+}
+
+// Fast re-lists never follow each other sooner than the last one took: a
+// large swarm's re-lists fill at most half the time, even while events keep
+// coming.
+func TestFastRelistsLeaveHalfTheTimeFree(t *testing.T) {
+	const took, window = 50 * time.Millisecond, time.Second
+	disc := &fakeDisc{snap: quietSnapshot(), calls: make(chan struct{}, 1000), delay: took}
+	c := &clock{now: time.Now()}
+	w, err := New(Config{
+		PollInterval: time.Hour, Debounce: 0, FastPoll: time.Millisecond, FastFor: time.Hour,
+		ProbeInterval: time.Hour, RetryMin: time.Millisecond, StaleAfter: time.Hour,
+		Thresholds: probe.Thresholds{Rise: 1, Fall: 2, History: 3}, Now: c.Now,
+	}, disc, &fakeChecker{outcome: map[string]probe.Outcome{}, clock: c}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = w.Run(ctx); close(done) }()
+	<-disc.calls // the first re-list
+	stop := time.After(window)
+	storm := time.NewTicker(time.Millisecond)
+	n := 0
+loop:
+	for {
+		select {
+		case <-storm.C:
+			w.Trigger("container die") // an event storm
+		case <-disc.calls:
+			n++
+		case <-stop:
+			break loop
+		}
+	}
+	storm.Stop()
+	cancel()
+	<-done
+	// Each re-list takes 50 ms and is followed by at least as long a gap:
+	// at most one per 100 ms (plus the one under way).
+	if most := int(window/(2*took)) + 1; n > most {
+		t.Errorf("%d re-lists of %v in %v under an event storm, want at most %d", n, took, window, most)
+	}
+	if n == 0 {
+		t.Error("no re-list under an event storm")
+	}
 }
