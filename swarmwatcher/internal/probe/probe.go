@@ -69,6 +69,7 @@ func (c Config) Validate() error {
 type Prober struct {
 	cfg    Config
 	client *http.Client
+	sem    chan struct{} // a slot per probe in flight, across CheckAll calls
 }
 
 // New returns a Prober. Redirects are never followed (a 3xx fails) and
@@ -96,7 +97,7 @@ func New(cfg Config) (*Prober, error) {
 		WriteBufferSize: 512,
 		ReadBufferSize:  1 << 10,
 	}
-	return &Prober{cfg: cfg, client: &http.Client{
+	return &Prober{cfg: cfg, sem: make(chan struct{}, cfg.Concurrency), client: &http.Client{
 		Transport:     tr,
 		Timeout:       cfg.Timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -170,11 +171,12 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// CheckAll probes every URL with at most Concurrency probes in flight and
-// returns the results in the same order.
+// CheckAll probes every URL and returns the results in the same order. At
+// most Concurrency probes are in flight, across all CheckAll calls running
+// at once; calls waiting for a slot get them in turn.
 func (p *Prober) CheckAll(ctx context.Context, urls []string) []Result {
 	out := make([]Result, len(urls))
-	sem := make(chan struct{}, p.cfg.Concurrency)
+	sem := p.sem
 	var wg sync.WaitGroup
 	for i, u := range urls {
 		select {

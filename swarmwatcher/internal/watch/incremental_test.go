@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -297,5 +299,79 @@ func TestHistoryRingIsCapped(t *testing.T) {
 	}
 	if got := findTask(h.w.State().Services, "t1").History; len(got) != 3 {
 		t.Errorf("t1 keeps %d results after 50 probes, want the cap 3", len(got))
+	}
+}
+
+// hangingChecker passes every URL but those in hang, which wait for release.
+type hangingChecker struct {
+	hang    map[string]bool
+	release chan struct{}
+	mu      sync.Mutex
+	probed  map[string]int
+}
+
+func (h *hangingChecker) CheckAll(ctx context.Context, urls []string) []probe.Result {
+	out := make([]probe.Result, len(urls))
+	for i, u := range urls {
+		if h.hang[u] {
+			<-h.release
+		}
+		h.mu.Lock()
+		h.probed[u]++
+		h.mu.Unlock()
+		out[i] = probe.Result{At: time.Now(), Outcome: probe.Pass, Code: 200}
+	}
+	return out
+}
+
+func (h *hangingChecker) count(u string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.probed[u]
+}
+
+// A batch held up by a target that does not answer delays only its own
+// tasks: the next batches still probe theirs on their turn, and a task in
+// flight is never taken into a second batch.
+func TestAHangingBatchDelaysOnlyItself(t *testing.T) {
+	h := newHarness(t)
+	hc := &hangingChecker{hang: map[string]bool{"http://10.0.1.7:6767/health": true}, release: make(chan struct{}), probed: map[string]int{}}
+	h.w.checker = hc
+	h.w.cfg.ProbeInterval = time.Second
+	ctx := context.Background()
+	_ = h.w.Refresh(ctx)
+	h.w.mu.Lock()
+	for id, ps := range h.w.trackers { // t1 (hangs) due now; the others later
+		ps.due = h.clock.Now().Add(500 * time.Millisecond)
+		if id == "t1" {
+			ps.due = h.clock.Now()
+		}
+	}
+	h.w.mu.Unlock()
+	b1 := h.w.collect(dueOnly)
+	if b1 == nil || len(b1.ids) != 1 {
+		t.Fatalf("first batch %+v, want t1 alone", b1)
+	}
+	done := make(chan struct{})
+	go func() { h.w.run(ctx, b1); close(done) }()
+	h.clock.Add(600 * time.Millisecond)
+	b2 := h.w.collect(dueOnly)
+	if b2 == nil || slices.Contains(b2.ids, "t1") || len(b2.ids) != 2 {
+		t.Fatalf("second batch %+v, want t2 and q1, not t1 (in flight)", b2)
+	}
+	h.w.run(ctx, b2) // completes while the first batch hangs
+	if hc.count("http://10.0.1.8:6767/health") != 1 || hc.count("http://10.0.1.9:8080/health") != 1 {
+		t.Error("the second batch's tasks were not probed while the first hung")
+	}
+	if got := findTask(h.w.State().Services, "t2").Health; got != "passing" {
+		t.Errorf("t2 is %s while another batch hangs, want passing", got)
+	}
+	close(hc.release)
+	<-done
+	if hc.count("http://10.0.1.7:6767/health") != 1 {
+		t.Errorf("t1 probed %d times, want once", hc.count("http://10.0.1.7:6767/health"))
+	}
+	if b := h.w.collect(allTasks); b == nil || len(b.ids) != 3 {
+		t.Errorf("after both batches: %v free to probe, want all 3", b)
 	}
 }

@@ -223,7 +223,7 @@ func (w *Watcher) refreshLoop(ctx context.Context) {
 	// event ends, lastEnd when the last re-list ended.
 	now := time.Now()
 	due, fastUntil, lastEnd := now, time.Time{}, time.Time{}
-	gap := w.cfg.FastPoll // FastPoll, or the last re-list's duration if longer
+	gap := w.cfg.FastPoll     // FastPoll, or the last re-list's duration if longer
 	timer := time.NewTimer(0) // first re-list at once
 	defer timer.Stop()
 	retry := backoff.New(w.cfg.RetryMin, w.cfg.PollInterval)
@@ -365,24 +365,37 @@ func (w *Watcher) inTransition() bool {
 // 10,000 tasks are not probed all at once.
 const probeSlots = 10
 
+// probeLoop starts a batch of the tasks whose turn has come every tenth of
+// the interval, and one of the new tasks when a re-list found some. Batches
+// run side by side, sharing the prober's bound on probes in flight (first
+// come, first served), so a batch held up by targets that never answer
+// delays only its own tasks: the others keep their turns.
 func (w *Watcher) probeLoop(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	t := time.NewTicker(max(w.cfg.ProbeInterval/probeSlots, time.Millisecond))
 	defer t.Stop()
+	start := func(which probeWhich) {
+		if b := w.collect(which); b != nil {
+			wg.Go(func() { w.run(ctx, b) })
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			w.probe(ctx, dueOnly)
+			start(dueOnly)
 		case <-w.probeNew:
-			w.probe(ctx, newOnly)
+			start(newOnly)
 		}
 	}
 }
 
 // probeState is one task's probe tracker and when its next probe is due.
 type probeState struct {
-	tr *probe.Tracker
+	tr       *probe.Tracker
+	inFlight bool // in a batch under way: no other batch takes it
 	// due is when the next probe is due; zero until the first probe,
 	// which comes at once (a new task should not wait for its turn).
 	due time.Time
@@ -440,64 +453,82 @@ func (w *Watcher) Probe(ctx context.Context, onlyNew bool) {
 }
 
 func (w *Watcher) probe(ctx context.Context, which probeWhich) {
-	var (
-		ids, urls, svcs []string
-		dues            []time.Time
-	)
-	start := w.cfg.Now()
+	if b := w.collect(which); b != nil {
+		w.run(ctx, b)
+	}
+}
+
+// batch is a set of probes taken together.
+type batch struct {
+	start           time.Time
+	ids, svcs, urls []string
+	dues            []time.Time
+}
+
+// collect takes the tasks of a batch (marking them in flight), nil when
+// there are none.
+func (w *Watcher) collect(which probeWhich) *batch {
+	b := &batch{start: w.cfg.Now()}
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	for _, s := range w.snap.Services {
 		if s.ProbePort == 0 {
 			continue
 		}
 		for _, t := range s.Tasks {
 			ps := w.trackers[t.ID]
-			if ps == nil || t.Address == "" || t.Draining() {
+			if ps == nil || ps.inFlight || t.Address == "" || t.Draining() {
 				continue
 			}
 			switch {
 			case which == newOnly && !ps.due.IsZero():
 				continue
-			case which == dueOnly && ps.due.After(start):
+			case which == dueOnly && ps.due.After(b.start):
 				continue
 			}
-			ids = append(ids, t.ID)
-			svcs = append(svcs, s.ID)
-			dues = append(dues, ps.due)
-			urls = append(urls, "http://"+net.JoinHostPort(t.Address, strconv.Itoa(s.ProbePort))+s.ProbePath)
+			ps.inFlight = true
+			b.ids = append(b.ids, t.ID)
+			b.svcs = append(b.svcs, s.ID)
+			b.dues = append(b.dues, ps.due)
+			b.urls = append(b.urls, "http://"+net.JoinHostPort(t.Address, strconv.Itoa(s.ProbePort))+s.ProbePath)
 		}
 	}
-	w.mu.Unlock()
-	if len(urls) == 0 {
-		return
+	if len(b.ids) == 0 {
+		return nil
 	}
-	for _, d := range dues {
+	return b
+}
+
+// run probes a batch and records the results.
+func (w *Watcher) run(ctx context.Context, b *batch) {
+	for _, d := range b.dues {
 		if !d.IsZero() {
-			w.m.probeLateness.Observe(max(start.Sub(d), 0).Seconds())
+			w.m.probeLateness.Observe(max(b.start.Sub(d), 0).Seconds())
 		}
 	}
-	results := w.checker.CheckAll(ctx, urls)
+	results := w.checker.CheckAll(ctx, b.urls)
 	if ctx.Err() != nil {
 		return
 	}
 	now := w.cfg.Now()
-	w.m.roundDuration.Observe(now.Sub(start).Seconds())
+	w.m.roundDuration.Observe(now.Sub(b.start).Seconds())
 	defer w.flush()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for i, r := range results {
 		w.m.probes.WithLabelValues(string(r.Outcome)).Inc()
 		w.m.probeLatency.Observe(r.Latency.Seconds())
-		ps := w.trackers[ids[i]]
+		ps := w.trackers[b.ids[i]]
 		if ps == nil {
 			continue // the task left while it was probed
 		}
-		ps.due = nextDue(ids[i], dues[i], start, w.cfg.ProbeInterval)
+		ps.inFlight = false
+		ps.due = nextDue(b.ids[i], b.dues[i], b.start, w.cfg.ProbeInterval)
 		before := ps.tr.Health()
 		if after := ps.tr.Record(r); after != before {
-			w.log.Info("health changed", "task", ids[i], "url", urls[i], "from", before, "to", after, "code", r.Code, "err", r.Err)
+			w.log.Info("health changed", "task", b.ids[i], "url", b.urls[i], "from", before, "to", after, "code", r.Code, "err", r.Err)
 		}
-		w.probed[svcs[i]] = true
+		w.probed[b.svcs[i]] = true
 	}
 	w.update(now, false)
 }
