@@ -144,7 +144,7 @@ func newPipeTargets(b *testing.B) *pipeTargets {
 		p.record(r.Host)
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"UP"}`))
-	}), ReadHeaderTimeout: 10 * time.Second}
+	}), ReadHeaderTimeout: benchProbeTimeout} // its pipe deadlines end within watcherHeapMiB's wait
 	go func() { _ = srv.Serve(p) }()
 	b.Cleanup(func() { _ = srv.Close() })
 	return p
