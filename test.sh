@@ -39,6 +39,9 @@ stage_unit() {
   shellcheck -x "${scripts[@]}"
   go vet ./...
   go test -race -count=1 ./...
+  # Figures, once each (issue 15: the watcher at 10,000 tasks: ms per re-list and probe round,
+  # heap, bytes per change, KiB per idle event-stream client).
+  go test -count=1 -run '^$' -bench . -benchtime 1x ./swarmwatcher/internal/watch/ ./swarmwatcher/internal/server/
 }
 
 stage_integration() {

@@ -46,7 +46,10 @@ var EventTypes = []EventType{TaskAdded, TaskRemoved, HealthChanged, ServiceCreat
 const (
 	EventSnapshot = "snapshot" // data: []Service, the view the changes apply to
 	EventStatus   = "status"   // data: Status, on connect and whenever staleness flips
-	EventServices = "services" // data: []Service after every update, only with ?views=1
+	// EventServices, only with ?views=1: data: []Service, the services the
+	// last update changed (merge them by id into the snapshot; a service
+	// gone arrives as service-removed), so its size follows the change.
+	EventServices = "services"
 )
 
 // Service is one element of GET /api/services.

@@ -34,6 +34,8 @@ type Config struct {
 	Listen           string
 	Interval         time.Duration
 	Debounce         time.Duration
+	FastPoll         time.Duration
+	FastFor          time.Duration
 	APITimeout       time.Duration
 	ProbeInterval    time.Duration
 	ProbeTimeout     time.Duration
@@ -88,7 +90,9 @@ func load(args []string) (Config, *conf.Set, bool, error) {
 	s := conf.New("swarmwatcher", summary)
 	s.String(&cfg.Listen, "listen", ":6969", "address to serve on", conf.HostPort)
 	s.Duration(&cfg.Interval, "interval", 5*time.Second, "backstop re-list period; engine events trigger re-lists sooner", positive)
-	s.Duration(&cfg.Debounce, "debounce", 200*time.Millisecond, "wait after an engine event before re-listing, to coalesce bursts", conf.AtLeast(time.Duration(0)))
+	s.Duration(&cfg.Debounce, "debounce", 20*time.Millisecond, "wait after an engine event before re-listing, to coalesce bursts", conf.AtLeast(time.Duration(0)))
+	s.Duration(&cfg.FastPoll, "fast-poll", 100*time.Millisecond, "re-list period for -fast-for after every engine event (the engine records task states a moment after its events); 0 turns it off", conf.AtLeast(time.Duration(0)))
+	s.Duration(&cfg.FastFor, "fast-for", 5*time.Second, "how long after the last engine event -fast-poll holds", conf.AtLeast(time.Duration(0)))
 	s.Duration(&cfg.APITimeout, "api-timeout", 5*time.Second, "deadline of each Docker Engine API call", positive)
 	s.Duration(&cfg.ProbeInterval, "probe-interval", 2*time.Second, "period of health probes", positive)
 	s.Duration(&cfg.ProbeTimeout, "probe-timeout", time.Second, "deadline of one probe", positive)
@@ -155,6 +159,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	w, err := watch.New(watch.Config{
 		PollInterval: cfg.Interval, TransitionPoll: 500 * time.Millisecond, Debounce: cfg.Debounce, ProbeInterval: cfg.ProbeInterval,
+		FastPoll: cfg.FastPoll, FastFor: cfg.FastFor,
 		RetryMin: 250 * time.Millisecond, StaleAfter: 3 * cfg.Interval,
 		Thresholds: probe.Thresholds{Rise: cfg.Rise, Fall: cfg.Fall, History: cfg.History},
 		Logger:     log,

@@ -14,7 +14,7 @@ func TestLoad(t *testing.T) {
 			t.Fatal(done, err)
 		}
 		if cfg.Listen != ":6969" || cfg.Interval != 5*time.Second || cfg.ProbeInterval != 2*time.Second ||
-			cfg.ProbeTimeout != time.Second || cfg.Rise != 1 || cfg.Fall != 2 || cfg.Debounce != 200*time.Millisecond ||
+			cfg.ProbeTimeout != time.Second || cfg.Rise != 1 || cfg.Fall != 2 || cfg.Debounce != 20*time.Millisecond || cfg.FastPoll != 100*time.Millisecond || cfg.FastFor != 5*time.Second ||
 			len(cfg.Networks) != 0 || cfg.Grace != 5*time.Second || cfg.DebugListen != "" {
 			t.Errorf("defaults = %+v", cfg)
 		}

@@ -4,12 +4,14 @@
 package probe
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"syscall"
@@ -46,6 +48,10 @@ type Config struct {
 	Concurrency int
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// Dial opens a probe's connection (nil: a net.Dialer with Timeout).
+	// Benchmarks point thousands of task addresses at in-process targets
+	// with it.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Validate reports a configuration that cannot work.
@@ -63,9 +69,14 @@ func (c Config) Validate() error {
 
 // Prober performs HTTP health probes.
 type Prober struct {
-	cfg    Config
-	client *http.Client
+	cfg  Config
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	sem  chan struct{} // a slot per probe in flight, across CheckAll calls
 }
+
+// maxHeaderBytes is the room for a probe answer's status line and headers
+// in what a probe reads.
+const maxHeaderBytes = 16 << 10
 
 // New returns a Prober. Redirects are never followed (a 3xx fails) and
 // connections are not reused, so every probe also proves the task accepts.
@@ -76,23 +87,23 @@ func New(cfg Config) (*Prober, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	tr := &http.Transport{
-		DialContext:            (&net.Dialer{Timeout: cfg.Timeout}).DialContext,
-		DisableKeepAlives:      true,
-		ResponseHeaderTimeout:  cfg.Timeout,
-		MaxResponseHeaderBytes: 16 << 10,
-		DisableCompression:     true,
+	dial := cfg.Dial
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: cfg.Timeout}).DialContext
 	}
-	return &Prober{cfg: cfg, client: &http.Client{
-		Transport:     tr,
-		Timeout:       cfg.Timeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}}, nil
+	return &Prober{cfg: cfg, dial: dial, sem: make(chan struct{}, cfg.Concurrency)}, nil
 }
 
-// Check probes url once. It never takes longer than the configured timeout
-// (or ctx, whichever ends first).
-func (p *Prober) Check(ctx context.Context, url string) Result {
+// Check probes url once: one GET on a connection of its own, closed after
+// the answer. It never takes longer than the configured timeout (or ctx,
+// whichever ends first), reads at most MaxBody of body and at most 16 KiB
+// plus twice MaxBody from the connection in all.
+//
+// It speaks HTTP/1.1 on the connection itself rather than through an
+// http.Transport: a connection used once needs none of a Transport's pooling
+// (two goroutines, queues and buffers per connection), which was most of the
+// probe cost at 10,000 probes a second (profiled).
+func (p *Prober) Check(ctx context.Context, rawURL string) Result {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()
 	start := p.cfg.Now()
@@ -101,15 +112,41 @@ func (p *Prober) Check(ctx context.Context, url string) Result {
 		res.Latency = p.cfg.Now().Sub(start)
 		return res
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	u, err := url.Parse(rawURL)
+	if err == nil && (u.Scheme != "http" || u.Host == "" || u.User != nil) {
+		err = errors.New("want http://host[:port]/path")
+	}
 	if err != nil {
 		res.Err = "bad probe URL: " + err.Error()
 		return finish()
 	}
-	req.Header.Set("User-Agent", "swarmwatcher")
-	resp, err := p.client.Do(req)
+	port := u.Port()
+	if port == "" {
+		port = "80"
+	}
+	conn, err := p.dial(ctx, "tcp", net.JoinHostPort(u.Hostname(), port))
 	if err != nil {
 		res.Err = reason(err, p.cfg.Timeout)
+		return finish()
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	// The caller's cancellation ends reads and writes at once.
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	req := "GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host + "\r\nUser-Agent: swarmwatcher\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+	if _, err := io.WriteString(conn, req); err != nil {
+		res.Err = reason(ctxErr(ctx, err), p.cfg.Timeout)
+		return finish()
+	}
+	// Everything the probe reads from the connection is bounded: headers,
+	// and the body cap with room for chunk framing.
+	br := bufio.NewReaderSize(io.LimitReader(conn, maxHeaderBytes+2*p.cfg.MaxBody), 1<<10)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		res.Err = reason(ctxErr(ctx, err), p.cfg.Timeout)
 		return finish()
 	}
 	defer resp.Body.Close()
@@ -128,9 +165,18 @@ func (p *Prober) Check(ctx context.Context, url string) Result {
 	}
 	if err != nil && res.Outcome == Pass {
 		// Headers said yes but the body broke off: not healthy.
-		res.Outcome, res.Err = Fail, "reading body: "+reason(err, p.cfg.Timeout)
+		res.Outcome, res.Err = Fail, "reading body: "+reason(ctxErr(ctx, err), p.cfg.Timeout)
 	}
 	return finish()
+}
+
+// ctxErr prefers the context's end to the error it caused on the
+// connection (a deadline set to the past reads as a timeout).
+func ctxErr(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return cerr
+	}
+	return err
 }
 
 // reason shortens a client error for people.
@@ -157,11 +203,12 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// CheckAll probes every URL with at most Concurrency probes in flight and
-// returns the results in the same order.
+// CheckAll probes every URL and returns the results in the same order. At
+// most Concurrency probes are in flight, across all CheckAll calls running
+// at once; calls waiting for a slot get them in turn.
 func (p *Prober) CheckAll(ctx context.Context, urls []string) []Result {
 	out := make([]Result, len(urls))
-	sem := make(chan struct{}, p.cfg.Concurrency)
+	sem := p.sem
 	var wg sync.WaitGroup
 	for i, u := range urls {
 		select {

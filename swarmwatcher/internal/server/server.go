@@ -75,6 +75,7 @@ type Server struct {
 	m       *metrics
 	clients *fanout.Hub[*frame]
 	snaps   snapshotCache
+	encoded serviceCache
 	mux     *http.ServeMux
 }
 
@@ -177,7 +178,7 @@ func (s *Server) encode(ctx context.Context, sub *fanout.Sub[watch.Message], kee
 				s.log.Warn("event-stream encoder fell behind: clients start over")
 				return
 			}
-			f, err := newFrame(m.Value, m.Seq)
+			f, err := s.newFrame(m.Value, m.Seq)
 			if err != nil {
 				s.log.Error("event not sent: cannot encode it", "err", err)
 				continue
@@ -212,7 +213,24 @@ func answer(w http.ResponseWriter, status int, v any) {
 func (s *Server) services(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := wire.Filter{Name: q.Get("service"), Logical: q.Get("logical"), Tenant: q.Get("tenant")}
-	answer(w, http.StatusOK, wire.Services(s.src.State().Services, f))
+	list, err := s.encoded.list(s.src.State().Services, f)
+	if err != nil {
+		s.log.Error("cannot encode the services", "err", err)
+		jsonhttp.WriteError(w, http.StatusInternalServerError, "cannot encode the services")
+		return
+	}
+	answerJSON(w, http.StatusOK, list)
+}
+
+// answerJSON writes JSON the server encoded itself (from the wire types,
+// cached per service): jsonhttp.Write would re-scan megabytes of it as a
+// json.RawMessage on every request. The headers are answer's.
+func answerJSON(w http.ResponseWriter, status int, body []byte) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n')) // as jsonhttp.Write ends its answers
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
@@ -350,7 +368,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	hd.Set("Cache-Control", "no-cache")
 	hd.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	first, err := s.snaps.get(st, only)
+	first, err := s.snaps.get(st, only, &s.encoded)
 	if err != nil {
 		s.log.Error("event stream: cannot encode the snapshot", "err", err)
 		return
@@ -378,6 +396,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			}
 			if err := write(b); err != nil {
 				return
+			}
+			if p := m.Value.published; !p.IsZero() {
+				s.m.publishToFlush.Observe(time.Since(p).Seconds())
 			}
 		}
 	}

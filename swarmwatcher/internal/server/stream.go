@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -17,10 +18,14 @@ import (
 // and shared by every client: a client only picks the bytes its filter
 // wants, it never encodes.
 type frame struct {
-	service string // a change's service; "" for status and keepalive
-	data    []byte // the whole event; nil for a services frame
-	// A services frame (the view after an update, for ?views=1 clients):
-	// each service encoded once, the whole list assembled once.
+	// published is when the watcher published the message (zero for a
+	// keepalive): the publish-to-flush histogram starts there.
+	published time.Time
+	service   string // a change's service; "" for status and keepalive
+	data      []byte // the whole event; nil for a services frame
+	// A services frame (for ?views=1 clients): the services the update
+	// rebuilt, each encoded once (and cached by version), the list
+	// assembled once.
 	full  []byte
 	names []string
 	parts [][]byte
@@ -28,7 +33,15 @@ type frame struct {
 
 var keepaliveFrame = &frame{data: []byte(": keepalive\n\n")}
 
-func newFrame(m watch.Message, seq uint64) (*frame, error) {
+func (s *Server) newFrame(m watch.Message, seq uint64) (*frame, error) {
+	f, err := s.encodeFrame(m, seq)
+	if f != nil {
+		f.published = m.Published
+	}
+	return f, err
+}
+
+func (s *Server) encodeFrame(m watch.Message, seq uint64) (*frame, error) {
 	switch {
 	case m.Change != nil:
 		b, err := event(strconv.FormatUint(seq, 10), string(m.Change.Type), wire.Change(m.Change))
@@ -37,14 +50,15 @@ func newFrame(m watch.Message, seq uint64) (*frame, error) {
 		b, err := event("", api.EventStatus, wire.Status(*m.Status))
 		return &frame{data: b}, err
 	default:
-		f := &frame{names: make([]string, len(m.Services)), parts: make([][]byte, len(m.Services))}
+		s.encoded.prune(m.Services)
+		f := &frame{names: make([]string, len(m.Updated)), parts: make([][]byte, len(m.Updated))}
 		list := []byte("event: " + api.EventServices + "\ndata: [")
-		for i := range m.Services {
-			b, err := json.Marshal(wire.Service(&m.Services[i]))
+		for i, j := range m.Updated {
+			b, err := s.encoded.service(&m.Services[j])
 			if err != nil {
-				return nil, fmt.Errorf("encode service %s: %w", m.Services[i].Name, err)
+				return nil, err
 			}
-			f.names[i], f.parts[i] = m.Services[i].Name, b
+			f.names[i], f.parts[i] = m.Services[j].Name, b
 			if i > 0 {
 				list = append(list, ',')
 			}
@@ -64,20 +78,101 @@ func (f *frame) bytes(only string, views bool) []byte {
 		}
 		return f.data
 	}
-	if !views {
+	if !views || len(f.parts) == 0 {
 		return nil
 	}
 	if only == "" {
 		return f.full
 	}
-	out := []byte("event: " + api.EventServices + "\ndata: [")
 	for i, n := range f.names {
 		if n == only {
+			out := []byte("event: " + api.EventServices + "\ndata: [")
 			out = append(out, f.parts[i]...)
-			break
+			return append(out, "]\n\n"...)
 		}
 	}
-	return append(out, "]\n\n"...)
+	return nil // the service the client follows did not change
+}
+
+// serviceCache holds each service's JSON by its ID and Version, so a
+// service is encoded once per change whatever reads it: the services
+// frames, the snapshots of new clients, /api/services. It holds at most the
+// services of the last view it was pruned to (plus those encoded since).
+type serviceCache struct {
+	mu   sync.Mutex
+	byID map[string]cachedService
+}
+
+type cachedService struct {
+	version uint64
+	json    []byte
+}
+
+// service returns s's JSON. A Version of 0 (a service not built by the
+// watcher) is never cached.
+func (c *serviceCache) service(s *watch.Service) ([]byte, error) {
+	if s.Version != 0 {
+		c.mu.Lock()
+		e, ok := c.byID[s.ID]
+		c.mu.Unlock()
+		if ok && e.version == s.Version {
+			return e.json, nil
+		}
+	}
+	b, err := json.Marshal(wire.Service(s))
+	if err != nil {
+		return nil, fmt.Errorf("encode service %s: %w", s.Name, err)
+	}
+	if s.Version != 0 {
+		c.mu.Lock()
+		if c.byID == nil {
+			c.byID = map[string]cachedService{}
+		}
+		if e, ok := c.byID[s.ID]; !ok || e.version < s.Version {
+			c.byID[s.ID] = cachedService{version: s.Version, json: b}
+		}
+		c.mu.Unlock()
+	}
+	return b, nil
+}
+
+// list returns the JSON array of the services of view that f keeps.
+func (c *serviceCache) list(view []watch.Service, f wire.Filter) ([]byte, error) {
+	out := []byte{'['}
+	n := 0
+	for i := range view {
+		if !f.Keeps(&view[i]) {
+			continue
+		}
+		b, err := c.service(&view[i])
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, b...)
+		n++
+	}
+	return append(out, ']'), nil
+}
+
+// prune forgets the services that are not in view.
+func (c *serviceCache) prune(view []watch.Service) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.byID) <= len(view) {
+		return
+	}
+	keep := make(map[string]bool, len(view))
+	for i := range view {
+		keep[view[i].ID] = true
+	}
+	for id := range c.byID {
+		if !keep[id] {
+			delete(c.byID, id)
+		}
+	}
 }
 
 // event encodes one server-sent event.
@@ -107,7 +202,7 @@ type snapshotCache struct {
 
 const maxCachedFilters = 64
 
-func (c *snapshotCache) get(st watch.State, only string) ([]byte, error) {
+func (c *snapshotCache) get(st watch.State, only string, services *serviceCache) ([]byte, error) {
 	c.mu.Lock()
 	if c.seq == st.Seq && c.byOf != nil {
 		if b, ok := c.byOf[only]; ok {
@@ -116,10 +211,13 @@ func (c *snapshotCache) get(st watch.State, only string) ([]byte, error) {
 		}
 	}
 	c.mu.Unlock()
-	snap, err := event("", api.EventSnapshot, wire.Services(st.Services, wire.Filter{Name: only}))
+	list, err := services.list(st.Services, wire.Filter{Name: only})
 	if err != nil {
 		return nil, err
 	}
+	snap := make([]byte, 0, len(list)+32)
+	snap = append(snap, "event: "+api.EventSnapshot+"\ndata: "...)
+	snap = append(append(snap, list...), "\n\n"...)
 	status, err := event("", api.EventStatus, wire.Status(st.Status))
 	if err != nil {
 		return nil, err
@@ -143,6 +241,9 @@ type metrics struct {
 	rejected *prometheus.CounterVec
 	dropped  prometheus.Counter
 	encoded  prometheus.Counter
+	// publishToFlush is the last stage from an engine event to a client:
+	// the watcher's publish to the flush of the client's write.
+	publishToFlush prometheus.Histogram
 }
 
 func newMetrics() *metrics {
@@ -159,11 +260,15 @@ func newMetrics() *metrics {
 		encoded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "swarmwatcher_events_encoded_total", Help: "Watcher messages encoded for the event stream (once each, whatever the number of clients).",
 		}),
+		publishToFlush: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "swarmwatcher_publish_to_flush_seconds", Help: "From the watcher's publish of a message to its flush to an /api/events client (encoding, fan-out, the write), per client.",
+			Buckets: watch.StageBuckets,
+		}),
 	}
 }
 
 func (m *metrics) register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.clients, m.rejected, m.dropped, m.encoded} {
+	for _, c := range []prometheus.Collector{m.clients, m.rejected, m.dropped, m.encoded, m.publishToFlush} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("register server metrics: %w", err)
 		}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -20,6 +21,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/goblog/goblog/internal/tenant"
 )
@@ -143,6 +145,10 @@ type Discovery struct {
 	api API
 	log *slog.Logger
 
+	// parallel: a refresh succeeded, the client's API version is
+	// negotiated, the calls may go at once.
+	parallel atomic.Bool
+
 	mu        sync.Mutex
 	ownNets   []string // names of own overlay networks, once known
 	ownDone   bool     // own container looked up (found or definitely not)
@@ -167,14 +173,19 @@ func New(cfg Config, api API) (*Discovery, error) {
 const CallsPerRefresh = 4
 
 // Refresh lists services, running tasks, nodes and networks and joins them.
-// On error it returns no snapshot: callers keep their last good one.
+// Once a refresh has succeeded the four calls go at once (they are
+// independent: a re-list then takes the slowest of them, not their sum);
+// until then one after the other, because the Docker client negotiates the
+// API version on its first calls and does so without a lock against
+// concurrent ones. On error it returns no snapshot: callers keep their last
+// good one.
 func (d *Discovery) Refresh(ctx context.Context) (Snapshot, error) {
-	services, err := call(ctx, d.cfg.CallTimeout, func(ctx context.Context) ([]swarm.Service, error) {
-		return d.api.ServiceList(ctx, swarm.ServiceListOptions{Status: true})
-	})
-	if err != nil {
-		return Snapshot{}, fmt.Errorf("list services: %w", err)
-	}
+	var (
+		services []swarm.Service
+		tasks    []swarm.Task
+		nodes    []swarm.Node
+		nets     []network.Summary
+	)
 	// Desired running, and still running although swarm wants them gone
 	// (draining): desired shutdown (replaced by an update) or remove
 	// (scaled down).
@@ -183,24 +194,50 @@ func (d *Discovery) Refresh(ctx context.Context) (Snapshot, error) {
 		filters.Arg("desired-state", string(swarm.TaskStateShutdown)),
 		filters.Arg("desired-state", string(swarm.TaskStateRemove)),
 	)
-	tasks, err := call(ctx, d.cfg.CallTimeout, func(ctx context.Context) ([]swarm.Task, error) {
-		return d.api.TaskList(ctx, swarm.TaskListOptions{Filters: tf})
-	})
-	if err != nil {
-		return Snapshot{}, fmt.Errorf("list tasks: %w", err)
+	g, gctx := errgroup.WithContext(ctx)
+	if !d.parallel.Load() {
+		g.SetLimit(1)
 	}
-	nodes, err := call(ctx, d.cfg.CallTimeout, func(ctx context.Context) ([]swarm.Node, error) {
-		return d.api.NodeList(ctx, swarm.NodeListOptions{})
+	g.Go(func() (err error) {
+		services, err = call(gctx, d.cfg.CallTimeout, func(ctx context.Context) ([]swarm.Service, error) {
+			return d.api.ServiceList(ctx, swarm.ServiceListOptions{Status: true})
+		})
+		if err != nil {
+			return fmt.Errorf("list services: %w", err)
+		}
+		return nil
 	})
-	if err != nil {
-		return Snapshot{}, fmt.Errorf("list nodes: %w", err)
-	}
-	nets, err := call(ctx, d.cfg.CallTimeout, func(ctx context.Context) ([]network.Summary, error) {
-		return d.api.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("driver", "overlay"))})
+	g.Go(func() (err error) {
+		tasks, err = call(gctx, d.cfg.CallTimeout, func(ctx context.Context) ([]swarm.Task, error) {
+			return d.api.TaskList(ctx, swarm.TaskListOptions{Filters: tf})
+		})
+		if err != nil {
+			return fmt.Errorf("list tasks: %w", err)
+		}
+		return nil
 	})
-	if err != nil {
-		return Snapshot{}, fmt.Errorf("list networks: %w", err)
+	g.Go(func() (err error) {
+		nodes, err = call(gctx, d.cfg.CallTimeout, func(ctx context.Context) ([]swarm.Node, error) {
+			return d.api.NodeList(ctx, swarm.NodeListOptions{})
+		})
+		if err != nil {
+			return fmt.Errorf("list nodes: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() (err error) {
+		nets, err = call(gctx, d.cfg.CallTimeout, func(ctx context.Context) ([]network.Summary, error) {
+			return d.api.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("driver", "overlay"))})
+		})
+		if err != nil {
+			return fmt.Errorf("list networks: %w", err)
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return Snapshot{}, err
 	}
+	d.parallel.Store(true)
 	watched := d.watchedNetworks(ctx, nets)
 	return build(services, tasks, nodes, watched), nil
 }

@@ -361,3 +361,28 @@ func silentAddr(t testing.TB) string {
 	addr, _ := nettest.SilentListener(t)
 	return addr
 }
+
+// The first refresh makes its calls one after the other (the Docker client
+// negotiates the API version on them, unlocked against concurrent calls);
+// once one succeeded, the four go at once and the count stays four.
+func TestRefreshCallsGoAtOnceAfterTheFirst(t *testing.T) {
+	e := newFakeEngine(t)
+	d := newDiscovery(t, e, Config{})
+	if _, err := d.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.mostInFlight(); n != 1 {
+		t.Errorf("first refresh: %d calls at once, want 1", n)
+	}
+	before := e.totalCalls()
+	e.setGate(CallsPerRefresh)
+	if _, err := d.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.mostInFlight(); n != CallsPerRefresh {
+		t.Errorf("later refresh: %d calls at once, want all %d", n, CallsPerRefresh)
+	}
+	if n := e.totalCalls() - before; n != CallsPerRefresh {
+		t.Errorf("later refresh made %d calls, want %d", n, CallsPerRefresh)
+	}
+}

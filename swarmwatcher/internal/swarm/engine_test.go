@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/docker/docker/client"
 )
@@ -28,6 +29,25 @@ type fakeEngine struct {
 	queries map[string]url.Values
 	events  chan string // lines streamed by /events; closing it ends the stream
 	stop    chan struct{}
+	// In-flight list calls (not /_ping or /events): the most at once, and
+	// a gate: with gate > 0 a call waits (up to 2 s) until gate are in
+	// flight.
+	inflight, maxInflight, gate int
+	arrived                     chan struct{}
+}
+
+// setGate makes list calls wait until n are in flight; it resets the count
+// of the most in flight.
+func (e *fakeEngine) setGate(n int) {
+	e.mu.Lock()
+	e.gate, e.maxInflight, e.arrived = n, 0, make(chan struct{})
+	e.mu.Unlock()
+}
+
+func (e *fakeEngine) mostInFlight() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.maxInflight
 }
 
 var versionPrefix = regexp.MustCompile(`^/v[0-9.]+`)
@@ -125,7 +145,30 @@ func (e *fakeEngine) serve(w http.ResponseWriter, r *http.Request) {
 	e.queries[path] = r.URL.Query()
 	body, ok := e.bodies[path]
 	status, hang, events := e.status[path], e.hang[path], e.events
+	var gate chan struct{}
+	if path != "/events" {
+		e.inflight++
+		e.maxInflight = max(e.maxInflight, e.inflight)
+		if e.gate > 0 {
+			gate = e.arrived
+			if e.inflight >= e.gate {
+				close(e.arrived)
+				e.gate = 0
+			}
+		}
+		defer func() {
+			e.mu.Lock()
+			e.inflight--
+			e.mu.Unlock()
+		}()
+	}
 	e.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-time.After(2 * time.Second):
+		}
+	}
 	if hang {
 		select {
 		case <-r.Context().Done():

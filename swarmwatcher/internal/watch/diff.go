@@ -12,6 +12,17 @@ import (
 // matched by ID, tasks by ID; a task's health is the only field whose change
 // is reported (latency and history change on every probe).
 func Diff(old, new []Service, at time.Time) []Change {
+	all := make([]int, len(new))
+	for i := range all {
+		all[i] = i
+	}
+	return diff(old, new, all, at)
+}
+
+// diff is Diff over the services of new at the indices updated (in order)
+// and the services gone from old: the others are the same values in both,
+// so they hold no change.
+func diff(old, new []Service, updated []int, at time.Time) []Change {
 	var out []Change
 	oldByID := make(map[string]*Service, len(old))
 	for i := range old {
@@ -19,8 +30,10 @@ func Diff(old, new []Service, at time.Time) []Change {
 	}
 	seen := make(map[string]bool, len(new))
 	for i := range new {
+		seen[new[i].ID] = true
+	}
+	for _, i := range updated {
 		ns := &new[i]
-		seen[ns.ID] = true
 		os, existed := oldByID[ns.ID]
 		if !existed {
 			out = append(out, Change{Type: api.ServiceCreated, Service: ns.Name, At: at})

@@ -20,6 +20,10 @@ import (
 type Service struct {
 	swarm.Service
 	Tasks []Task
+	// Version changes whenever the watcher rebuilds the service (a fact
+	// or a probe result of it changed); a service value with the same ID
+	// and Version is the same, so encoders may cache by them.
+	Version uint64
 }
 
 // Task is one running task of the view.
@@ -55,6 +59,14 @@ type Message struct {
 	Change   *Change
 	Status   *Status
 	Services []Service
+	// Updated are the indices in Services of the services this update
+	// rebuilt (the others are the same values as in the view before);
+	// services gone are told by service-removed changes.
+	Updated []int
+	// Published is when the watcher handed the message to its hub (the
+	// monotonic clock: the server measures the stage to each client's
+	// flush from it).
+	Published time.Time
 }
 
 // State is the view, its status and the sequence number of the last message

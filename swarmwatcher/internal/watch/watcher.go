@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"strconv"
 	"sync"
@@ -47,8 +48,21 @@ type Config struct {
 	// and the manager records a stopped or started task a moment after the
 	// container event that triggered the last re-list. 0 means PollInterval.
 	TransitionPoll time.Duration
-	// Debounce coalesces a burst of engine events into one re-list.
+	// Debounce is the wait after an engine event before the re-list, so
+	// that the events of one change (a service update and its containers')
+	// share it.
 	Debounce time.Duration
+	// FastPoll is the re-list period for FastFor after every engine event:
+	// swarm has no task events, and the manager records that a task runs
+	// (or is to shut down) a moment after the events that announced it, so
+	// the watcher keeps looking for a while. It is also the least gap
+	// between the end of one re-list and the start of an event's re-list,
+	// which bounds the Engine API calls of an event storm; and never
+	// shorter than the last re-list took, so that re-lists fill at most
+	// half of the time, however large the swarm. 0 turns fast polling off.
+	FastPoll time.Duration
+	// FastFor is how long after the last engine event FastPoll holds.
+	FastFor time.Duration
 	// ProbeInterval is the period of probe rounds.
 	ProbeInterval time.Duration
 	// RetryMin is the first wait after a failed re-list; it grows (the
@@ -68,7 +82,8 @@ type Config struct {
 
 // Validate reports a configuration that cannot work.
 func (c Config) Validate() error {
-	if c.PollInterval <= 0 || c.ProbeInterval <= 0 || c.Debounce < 0 || c.RetryMin <= 0 || c.TransitionPoll < 0 {
+	if c.PollInterval <= 0 || c.ProbeInterval <= 0 || c.Debounce < 0 || c.RetryMin <= 0 || c.TransitionPoll < 0 ||
+		c.FastPoll < 0 || c.FastFor < 0 {
 		return errors.New("intervals must be positive")
 	}
 	if c.StaleAfter < c.PollInterval {
@@ -91,14 +106,26 @@ type Watcher struct {
 	trig     chan struct{}
 	probeNew chan struct{}
 
+	// trigMu guards pending: when the first engine event not yet served by
+	// a re-list arrived (zero: none), for the event-to-re-list histogram.
+	trigMu  sync.Mutex
+	pending time.Time
+
 	mu       sync.Mutex
 	snap     swarm.Snapshot
-	trackers map[string]*probe.Tracker // by task ID
+	trackers map[string]*probeState // by task ID
 	status   Status
 	lastOK   time.Time
-	view     []Service // published; never modified after publication
-	moving   bool      // tasks in transition in the last snapshot
-	seq      uint64    // of the last message queued
+	view     []Service      // published; never modified after publication
+	viewIdx  map[string]int // service ID -> index in view
+	version  uint64         // the last Service.Version handed out
+	// probed are the services (by ID) with probe results recorded since
+	// the last update; allDirty asks the next update to rebuild every
+	// service (the status flipped: every health changes).
+	probed   map[string]bool
+	allDirty bool
+	moving   bool   // tasks in transition in the last snapshot
+	seq      uint64 // of the last message queued
 	outbox   []fanout.Message[Message]
 
 	// flushMu keeps messages in order from the outbox to the hub; it is
@@ -130,8 +157,10 @@ func New(cfg Config, disc Discoverer, checker Checker, events EventSource) (*Wat
 		}),
 		trig:     make(chan struct{}, 1),
 		probeNew: make(chan struct{}, 1),
-		trackers: map[string]*probe.Tracker{},
+		trackers: map[string]*probeState{},
 		view:     []Service{},
+		viewIdx:  map[string]int{},
+		probed:   map[string]bool{},
 	}
 	w.status = Status{Stale: true, Err: "no answer from the Docker API yet", Since: cfg.Now()}
 	w.m.stale.Set(1)
@@ -173,9 +202,15 @@ func (w *Watcher) Run(ctx context.Context) error {
 	return nil
 }
 
-// Trigger asks for a re-list soon (after the debounce).
+// Trigger asks for a re-list soon (after the debounce), and for fast
+// re-lists for a while after it (FastPoll, FastFor).
 func (w *Watcher) Trigger(reason string) {
 	w.m.triggers.Inc()
+	w.trigMu.Lock()
+	if w.pending.IsZero() {
+		w.pending = w.cfg.Now()
+	}
+	w.trigMu.Unlock()
 	select {
 	case w.trig <- struct{}{}:
 	default: // one is pending already
@@ -183,55 +218,72 @@ func (w *Watcher) Trigger(reason string) {
 }
 
 func (w *Watcher) refreshLoop(ctx context.Context) {
-	poll := time.NewTimer(0) // first re-list at once
-	defer poll.Stop()
-	debounce := time.NewTimer(time.Hour)
-	debounce.Stop()
-	defer debounce.Stop()
-	armed := false
+	// The loop schedules on the monotonic clock (time.Now): due is when the
+	// next re-list starts, fastUntil when fast polling after the last engine
+	// event ends, lastEnd when the last re-list ended.
+	now := time.Now()
+	due, fastUntil, lastEnd := now, time.Time{}, time.Time{}
+	gap := w.cfg.FastPoll     // FastPoll, or the last re-list's duration if longer
+	timer := time.NewTimer(0) // first re-list at once
+	defer timer.Stop()
 	retry := backoff.New(w.cfg.RetryMin, w.cfg.PollInterval)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-w.trig:
-			if !armed {
-				armed = true
-				debounce.Reset(w.cfg.Debounce)
+			now := time.Now()
+			if w.cfg.FastPoll > 0 {
+				fastUntil = now.Add(w.cfg.FastFor)
+			}
+			// After the debounce, but not sooner than FastPoll after the
+			// last re-list ended: an event storm costs at most one re-list
+			// per FastPoll.
+			at := now.Add(w.cfg.Debounce)
+			if earliest := lastEnd.Add(gap); earliest.After(at) {
+				at = earliest
+			}
+			if at.Before(due) {
+				due = at
+				timer.Reset(max(due.Sub(now), 0))
 			}
 			continue
-		case <-debounce.C:
-			armed = false
-		case <-poll.C:
+		case <-timer.C:
 		}
+		w.servePending()
+		start := time.Now()
+		err := w.Refresh(ctx)
+		if err != nil && ctx.Err() != nil {
+			return
+		}
+		lastEnd = time.Now()
+		gap = max(w.cfg.FastPoll, lastEnd.Sub(start))
 		next := w.cfg.PollInterval
-		if err := w.Refresh(ctx); err != nil {
-			if ctx.Err() != nil {
-				return
-			}
+		if err != nil {
 			next = retry.Next()
 		} else {
 			retry.Reset()
 			if w.inTransition() && w.cfg.TransitionPoll > 0 {
 				next = min(next, w.cfg.TransitionPoll)
 			}
+			if w.cfg.FastPoll > 0 && lastEnd.Before(fastUntil) {
+				next = min(next, gap)
+			}
 		}
-		poll.Reset(next)
+		due = lastEnd.Add(next)
+		timer.Reset(next)
 	}
 }
 
-func (w *Watcher) probeLoop(ctx context.Context) {
-	t := time.NewTicker(w.cfg.ProbeInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			w.Probe(ctx, false)
-		case <-w.probeNew:
-			w.Probe(ctx, true)
-		}
+// servePending records how long the engine event that asked for the
+// re-list about to start has waited.
+func (w *Watcher) servePending() {
+	w.trigMu.Lock()
+	since := w.pending
+	w.pending = time.Time{}
+	w.trigMu.Unlock()
+	if !since.IsZero() {
+		w.m.eventToRelist.Observe(max(w.cfg.Now().Sub(since), 0).Seconds())
 	}
 }
 
@@ -245,7 +297,10 @@ func (w *Watcher) Refresh(ctx context.Context) error {
 	if err != nil && ctx.Err() != nil {
 		return err
 	}
-	defer w.flush()
+	defer func() {
+		w.flush()
+		w.m.relistToPublish.Observe(max(w.cfg.Now().Sub(now), 0).Seconds())
+	}()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err != nil {
@@ -256,7 +311,7 @@ func (w *Watcher) Refresh(ctx context.Context) error {
 		} else {
 			w.status.Err = err.Error()
 		}
-		w.update(now)
+		w.update(now, false)
 		return err
 	}
 	w.m.refreshes.WithLabelValues("ok").Inc()
@@ -274,7 +329,7 @@ func (w *Watcher) Refresh(ctx context.Context) error {
 				w.moving = true
 			}
 			if s.ProbePort > 0 && t.Address != "" && !t.Draining() && w.trackers[t.ID] == nil {
-				w.trackers[t.ID] = probe.NewTracker(w.cfg.Thresholds)
+				w.trackers[t.ID] = &probeState{tr: probe.NewTracker(w.cfg.Thresholds)}
 				fresh = true
 			}
 		}
@@ -288,7 +343,7 @@ func (w *Watcher) Refresh(ctx context.Context) error {
 		w.log.Info("docker API answers", "was", w.status.Err)
 		w.setStatus(Status{Stale: false, Since: now})
 	}
-	w.update(now)
+	w.update(now, true)
 	if fresh {
 		select {
 		case w.probeNew <- struct{}{}:
@@ -305,57 +360,185 @@ func (w *Watcher) inTransition() bool {
 	return w.moving
 }
 
+// probeSlots is how many probe batches one ProbeInterval holds: every task
+// is probed once per interval, at its own offset (see jitter), so that
+// 10,000 tasks are not probed all at once.
+const probeSlots = 10
+
+// probeLoop starts a batch of the tasks whose turn has come every tenth of
+// the interval, and one of the new tasks when a re-list found some. Batches
+// run side by side, sharing the prober's bound on probes in flight (first
+// come, first served), so a batch held up by targets that never answer
+// delays only its own tasks: the others keep their turns.
+func (w *Watcher) probeLoop(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	t := time.NewTicker(max(w.cfg.ProbeInterval/probeSlots, time.Millisecond))
+	defer t.Stop()
+	start := func(which probeWhich) {
+		if b := w.collect(which); b != nil {
+			wg.Go(func() { w.run(ctx, b) })
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			start(dueOnly)
+		case <-w.probeNew:
+			start(newOnly)
+		}
+	}
+}
+
+// probeState is one task's probe tracker and when its next probe is due.
+type probeState struct {
+	tr       *probe.Tracker
+	inFlight bool // in a batch under way: no other batch takes it
+	// due is when the next probe is due; zero until the first probe,
+	// which comes at once (a new task should not wait for its turn).
+	due time.Time
+}
+
+// jitter is a task's stable offset within the probe interval, in [0,
+// interval): FNV-1a of its ID. It spreads the probes of tasks discovered
+// together over the interval and keeps each task's turn across restarts.
+func jitter(id string, interval time.Duration) time.Duration {
+	if interval <= 0 {
+		return 0
+	}
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(id); i++ {
+		h ^= uint64(id[i])
+		h *= 1099511628211
+	}
+	return time.Duration(h % uint64(interval))
+}
+
+// nextDue is when a task probed at start, whose probe was due at due (zero:
+// its first), is due again: its first probe is followed by one at its jitter
+// within the next interval, then every interval on that phase, skipping the
+// turns that have passed (a late round never makes a task probed twice in a
+// row).
+func nextDue(id string, due, start time.Time, interval time.Duration) time.Time {
+	if due.IsZero() {
+		return start.Add(max(jitter(id, interval), time.Millisecond))
+	}
+	next := due.Add(interval)
+	if !next.After(start) {
+		next = due.Add((start.Sub(due)/interval + 1) * interval)
+	}
+	return next
+}
+
+// The probe rounds: every task, the tasks never probed yet, or the tasks
+// whose turn has come.
+type probeWhich int
+
+const (
+	allTasks probeWhich = iota
+	newOnly
+	dueOnly
+)
+
 // Probe runs one probe round: every probe-able task, or with onlyNew the
 // tasks not probed yet.
 func (w *Watcher) Probe(ctx context.Context, onlyNew bool) {
-	var ids, urls []string
+	if onlyNew {
+		w.probe(ctx, newOnly)
+		return
+	}
+	w.probe(ctx, allTasks)
+}
+
+func (w *Watcher) probe(ctx context.Context, which probeWhich) {
+	if b := w.collect(which); b != nil {
+		w.run(ctx, b)
+	}
+}
+
+// batch is a set of probes taken together.
+type batch struct {
+	start           time.Time
+	ids, svcs, urls []string
+	dues            []time.Time
+}
+
+// collect takes the tasks of a batch (marking them in flight), nil when
+// there are none.
+func (w *Watcher) collect(which probeWhich) *batch {
+	b := &batch{start: w.cfg.Now()}
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	for _, s := range w.snap.Services {
 		if s.ProbePort == 0 {
 			continue
 		}
 		for _, t := range s.Tasks {
-			tr := w.trackers[t.ID]
-			if tr == nil || t.Address == "" || t.Draining() {
+			ps := w.trackers[t.ID]
+			if ps == nil || ps.inFlight || t.Address == "" || t.Draining() {
 				continue
 			}
-			if _, probed := tr.Last(); onlyNew && probed {
+			switch {
+			case which == newOnly && !ps.due.IsZero():
+				continue
+			case which == dueOnly && ps.due.After(b.start):
 				continue
 			}
-			ids = append(ids, t.ID)
-			urls = append(urls, "http://"+net.JoinHostPort(t.Address, strconv.Itoa(s.ProbePort))+s.ProbePath)
+			ps.inFlight = true
+			b.ids = append(b.ids, t.ID)
+			b.svcs = append(b.svcs, s.ID)
+			b.dues = append(b.dues, ps.due)
+			b.urls = append(b.urls, "http://"+net.JoinHostPort(t.Address, strconv.Itoa(s.ProbePort))+s.ProbePath)
 		}
 	}
-	w.mu.Unlock()
-	if len(urls) == 0 {
-		return
+	if len(b.ids) == 0 {
+		return nil
 	}
-	start := w.cfg.Now()
-	results := w.checker.CheckAll(ctx, urls)
+	return b
+}
+
+// run probes a batch and records the results.
+func (w *Watcher) run(ctx context.Context, b *batch) {
+	for _, d := range b.dues {
+		if !d.IsZero() {
+			w.m.probeLateness.Observe(max(b.start.Sub(d), 0).Seconds())
+		}
+	}
+	results := w.checker.CheckAll(ctx, b.urls)
 	if ctx.Err() != nil {
 		return
 	}
 	now := w.cfg.Now()
-	w.m.roundDuration.Observe(now.Sub(start).Seconds())
+	w.m.roundDuration.Observe(now.Sub(b.start).Seconds())
 	defer w.flush()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for i, r := range results {
 		w.m.probes.WithLabelValues(string(r.Outcome)).Inc()
 		w.m.probeLatency.Observe(r.Latency.Seconds())
-		if tr := w.trackers[ids[i]]; tr != nil {
-			before := tr.Health()
-			if after := tr.Record(r); after != before {
-				w.log.Info("health changed", "task", ids[i], "url", urls[i], "from", before, "to", after, "code", r.Code, "err", r.Err)
-			}
+		ps := w.trackers[b.ids[i]]
+		if ps == nil {
+			continue // the task left while it was probed
 		}
+		ps.inFlight = false
+		ps.due = nextDue(b.ids[i], b.dues[i], b.start, w.cfg.ProbeInterval)
+		before := ps.tr.Health()
+		if after := ps.tr.Record(r); after != before {
+			w.log.Info("health changed", "task", b.ids[i], "url", b.urls[i], "from", before, "to", after, "code", r.Code, "err", r.Err)
+		}
+		w.probed[b.svcs[i]] = true
 	}
-	w.update(now)
+	w.update(now, false)
 }
 
 // setStatus records a staleness flip and queues it for subscribers. Caller
 // holds mu.
 func (w *Watcher) setStatus(s Status) {
+	if s.Stale != w.status.Stale {
+		w.allDirty = true // every task's health follows the status
+	}
 	w.status = s
 	if s.Stale {
 		w.m.stale.Set(1)
@@ -366,24 +549,92 @@ func (w *Watcher) setStatus(s Status) {
 	w.queue(Message{Status: &st})
 }
 
-// update rebuilds the view and queues the changes and then the view.
-// Caller holds mu.
-func (w *Watcher) update(now time.Time) {
-	view := w.build()
-	changes := Diff(w.view, view, now)
-	w.view = view
+// update rebuilds the services of the view that changed (in the snapshot,
+// when relisted; by probes; or all when the status flipped), diffs those
+// only, and queues the changes and then the view. Caller holds mu.
+func (w *Watcher) update(now time.Time, relisted bool) {
+	view := make([]Service, 0, len(w.snap.Services))
+	idx := make(map[string]int, len(w.snap.Services))
+	var updated []int
+	for i := range w.snap.Services {
+		s := &w.snap.Services[i]
+		idx[s.ID] = len(view)
+		if j, ok := w.viewIdx[s.ID]; ok && !w.allDirty && !w.probed[s.ID] && (!relisted || sameService(&w.view[j], s)) {
+			view = append(view, w.view[j]) // shares its tasks: nothing changed
+			continue
+		}
+		view = append(view, w.build(s))
+		updated = append(updated, len(view)-1)
+	}
+	removed := len(view) != len(w.view)
+	if !removed {
+		for id := range w.viewIdx {
+			if _, ok := idx[id]; !ok {
+				removed = true
+				break
+			}
+		}
+	}
+	clear(w.probed)
+	w.allDirty = false
+	if len(updated) == 0 && !removed {
+		return // nothing changed: nothing to tell
+	}
+	changes := diff(w.view, view, updated, now)
+	w.view, w.viewIdx = view, idx
 	for i := range changes {
 		w.m.changes.WithLabelValues(string(changes[i].Type)).Inc()
 		w.queue(Message{Change: &changes[i]})
 	}
-	w.queue(Message{Services: view})
+	w.queue(Message{Services: view, Updated: updated})
 	w.m.services.Set(float64(len(view)))
 	w.m.tasks.Reset()
 	for _, s := range view {
+		var byHealth [6]int // one count per api.Health, in healthOrder
 		for _, t := range s.Tasks {
-			w.m.tasks.WithLabelValues(s.Name, string(t.Health)).Inc()
+			byHealth[healthIndex(t.Health)]++
+		}
+		for i, n := range byHealth {
+			if n > 0 {
+				w.m.tasks.WithLabelValues(s.Name, string(healthOrder[i])).Set(float64(n))
+			}
 		}
 	}
+}
+
+// healthOrder lists the health values the tasks gauge counts.
+var healthOrder = [6]api.Health{api.HealthStarting, api.HealthPassing, api.HealthWarning, api.HealthCritical, api.HealthDraining, api.HealthUnknown}
+
+func healthIndex(h api.Health) int {
+	for i, x := range healthOrder {
+		if x == h {
+			return i
+		}
+	}
+	return len(healthOrder) - 1 // unknown
+}
+
+// sameService reports whether the view's service v was built from the
+// same facts as the snapshot's s (its probes aside, which update tracks).
+func sameService(v *Service, s *swarm.Service) bool {
+	if !sameServiceFacts(&v.Service, s) || len(v.Tasks) != len(s.Tasks) {
+		return false
+	}
+	for i := range s.Tasks {
+		if v.Tasks[i].Task != s.Tasks[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// sameServiceFacts compares every field of two swarm.Services but Tasks
+// (TestSameServiceFactsSeesEveryField keeps it complete).
+func sameServiceFacts(a, b *swarm.Service) bool {
+	return a.ID == b.ID && a.Name == b.Name && a.Mode == b.Mode && a.EndpointMode == b.EndpointMode &&
+		a.Desired == b.Desired && a.Running == b.Running && a.ProbePort == b.ProbePort && a.ProbePath == b.ProbePath &&
+		a.ProbeError == b.ProbeError && a.Logical == b.Logical && a.Tenant == b.Tenant && a.TenantError == b.TenantError &&
+		maps.Equal(a.Labels, b.Labels)
 }
 
 // queue numbers m and puts it in the outbox. Caller holds mu.
@@ -401,43 +652,46 @@ func (w *Watcher) flush() {
 	out := w.outbox
 	w.outbox = nil
 	w.mu.Unlock()
+	published := time.Now()
 	for _, m := range out {
+		m.Value.Published = published
 		w.hub.Publish(m.Seq, m.Value)
 	}
 }
 
-// build turns the snapshot and trackers into the served view. Caller holds mu.
-func (w *Watcher) build() []Service {
-	view := make([]Service, 0, len(w.snap.Services))
-	for _, s := range w.snap.Services {
-		svc := Service{Service: s, Tasks: make([]Task, 0, len(s.Tasks))}
-		svc.Service.Tasks = nil
-		for _, t := range s.Tasks {
-			task := Task{Task: t, Port: s.ProbePort}
-			tr := w.trackers[t.ID]
-			switch {
-			case t.Draining():
-				task.Health = api.HealthDraining
-			case s.ProbePort == 0 || t.Address == "":
-				task.Health = api.HealthUnknown
-			case tr == nil:
-				task.Health = api.HealthStarting
-			default:
-				task.Health = tr.Health()
-			}
-			if tr != nil {
-				task.Last, _ = tr.Last()
-				task.ConsecutiveFailures = tr.ConsecutiveFailures()
-				task.History = tr.History()
-			}
-			if w.status.Stale {
-				task.Health = api.HealthUnknown
-			}
-			svc.Tasks = append(svc.Tasks, task)
+// build turns one service of the snapshot and its trackers into a service
+// of the view, with a new Version. Caller holds mu.
+func (w *Watcher) build(s *swarm.Service) Service {
+	w.version++
+	svc := Service{Service: *s, Tasks: make([]Task, 0, len(s.Tasks)), Version: w.version}
+	svc.Service.Tasks = nil
+	for _, t := range s.Tasks {
+		task := Task{Task: t, Port: s.ProbePort}
+		var tr *probe.Tracker
+		if ps := w.trackers[t.ID]; ps != nil {
+			tr = ps.tr
 		}
-		view = append(view, svc)
+		switch {
+		case t.Draining():
+			task.Health = api.HealthDraining
+		case s.ProbePort == 0 || t.Address == "":
+			task.Health = api.HealthUnknown
+		case tr == nil:
+			task.Health = api.HealthStarting
+		default:
+			task.Health = tr.Health()
+		}
+		if tr != nil {
+			task.Last, _ = tr.Last()
+			task.ConsecutiveFailures = tr.ConsecutiveFailures()
+			task.History = tr.History()
+		}
+		if w.status.Stale {
+			task.Health = api.HealthUnknown
+		}
+		svc.Tasks = append(svc.Tasks, task)
 	}
-	return view
+	return svc
 }
 
 // Healthy reports whether the Docker API answered the last re-list and did

@@ -3,6 +3,7 @@ package watch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -38,11 +39,15 @@ type fakeDisc struct {
 	snap  swarm.Snapshot
 	err   error
 	calls chan struct{}
+	delay time.Duration // how long each re-list takes
 }
 
 func (f *fakeDisc) Refresh(ctx context.Context) (swarm.Snapshot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.delay > 0 {
+		time.Sleep(f.delay)
+	}
 	if f.calls != nil {
 		select {
 		case f.calls <- struct{}{}:
@@ -399,8 +404,8 @@ func TestSlowSubscriberIsDroppedWithoutBlocking(t *testing.T) {
 	_, fast := h.w.Subscribe(10000)
 	ctx := context.Background()
 	for range 50 {
-		_ = h.w.Refresh(ctx) // each publishes at least a view
-		h.w.Probe(ctx, false)
+		_ = h.w.Refresh(ctx)  // the same snapshot: nothing to publish after the first
+		h.w.Probe(ctx, false) // new results: at least a view
 	}
 	n := 0
 	for range slow.C() { // closed: the loop ends
@@ -409,7 +414,7 @@ func TestSlowSubscriberIsDroppedWithoutBlocking(t *testing.T) {
 	if !slow.Dropped() || n != 2 {
 		t.Errorf("slow subscriber: dropped=%v after %d messages", slow.Dropped(), n)
 	}
-	if fast.Dropped() || len(drain(fast)) < 100 {
+	if fast.Dropped() || len(drain(fast)) < 50 {
 		t.Error("fast subscriber lost messages")
 	}
 }
@@ -604,4 +609,153 @@ func TestRunPollsFastWhileTasksMove(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// quietSnapshot has nothing in transition: no draining task, every service
+// at its desired count, so only events (and the hour-long poll) re-list.
+func quietSnapshot() swarm.Snapshot {
+	return swarm.Snapshot{Networks: []string{"goblog_net"}, Services: []swarm.Service{
+		{ID: "s-acc", Name: "goblog_accountservice", Desired: 1, Running: 1, ProbePort: 6767, ProbePath: "/health",
+			Tasks: []swarm.Task{task("t1", 1, "10.0.1.7", "running")}},
+	}}
+}
+
+// After one engine event the watcher re-lists again and again for FastFor
+// (the engine records the task's new state a moment after its events), then
+// goes back to its poll; the event's wait is in the stage histogram.
+func TestRunRelistsFastAfterAnEventThenStops(t *testing.T) {
+	disc := &fakeDisc{snap: quietSnapshot(), calls: make(chan struct{}, 1000)}
+	fire := make(chan struct{})
+	events := func(ctx context.Context, trigger func(string)) error {
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-fire:
+				trigger("service update")
+			}
+		}
+	}
+	c := &clock{now: time.Now()}
+	w, err := New(Config{
+		PollInterval: time.Hour, Debounce: time.Millisecond, FastPoll: 5 * time.Millisecond, FastFor: 100 * time.Millisecond,
+		ProbeInterval: time.Hour, RetryMin: time.Millisecond, StaleAfter: time.Hour,
+		Thresholds: probe.Thresholds{Rise: 1, Fall: 2, History: 3}, Now: c.Now,
+	}, disc, &fakeChecker{outcome: map[string]probe.Outcome{}, clock: c}, events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	if err := w.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = w.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	wait := func(what string) {
+		t.Helper()
+		select {
+		case <-disc.calls:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no re-list %s", what)
+		}
+	}
+	wait("at start")
+	// quiet: nothing until the hour-long poll.
+	select {
+	case <-disc.calls:
+		t.Fatal("re-listed with nothing in transition and no event")
+	case <-time.After(50 * time.Millisecond):
+	}
+	fire <- struct{}{}
+	for i := range 4 {
+		wait(fmt.Sprintf("%d after one event (the poll is an hour away)", i+1))
+	}
+	// The fast re-lists end: within 10 s there is a quiet half second, and
+	// nothing after it either.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		select {
+		case <-disc.calls:
+			if time.Now().After(deadline) {
+				t.Fatal("still re-listing fast 10 s after the one event")
+			}
+			continue
+		case <-time.After(500 * time.Millisecond):
+		}
+		break
+	}
+	select {
+	case <-disc.calls:
+		t.Fatal("re-listed again after the fast window ended")
+	case <-time.After(200 * time.Millisecond):
+	}
+	if n := histogramCount(t, reg, "swarmwatcher_event_to_relist_seconds"); n != 1 {
+		t.Errorf("event_to_relist observations = %d, want 1 (one event, served once)", n)
+	}
+	if n := histogramCount(t, reg, "swarmwatcher_relist_to_publish_seconds"); n < 5 {
+		t.Errorf("relist_to_publish observations = %d, want one per re-list (at least 5)", n)
+	}
+}
+
+func histogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	t.Fatalf("metric %s missing", name)
+	return 0
+}
+
+// Fast re-lists never follow each other sooner than the last one took: a
+// large swarm's re-lists fill at most half the time, even while events keep
+// coming.
+func TestFastRelistsLeaveHalfTheTimeFree(t *testing.T) {
+	const took, window = 50 * time.Millisecond, time.Second
+	disc := &fakeDisc{snap: quietSnapshot(), calls: make(chan struct{}, 1000), delay: took}
+	c := &clock{now: time.Now()}
+	w, err := New(Config{
+		PollInterval: time.Hour, Debounce: 0, FastPoll: time.Millisecond, FastFor: time.Hour,
+		ProbeInterval: time.Hour, RetryMin: time.Millisecond, StaleAfter: time.Hour,
+		Thresholds: probe.Thresholds{Rise: 1, Fall: 2, History: 3}, Now: c.Now,
+	}, disc, &fakeChecker{outcome: map[string]probe.Outcome{}, clock: c}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = w.Run(ctx); close(done) }()
+	<-disc.calls // the first re-list
+	stop := time.After(window)
+	storm := time.NewTicker(time.Millisecond)
+	n := 0
+loop:
+	for {
+		select {
+		case <-storm.C:
+			w.Trigger("container die") // an event storm
+		case <-disc.calls:
+			n++
+		case <-stop:
+			break loop
+		}
+	}
+	storm.Stop()
+	cancel()
+	<-done
+	// Each re-list takes 50 ms and is followed by at least as long a gap:
+	// at most one per 100 ms (plus the one under way).
+	if most := int(window/(2*took)) + 1; n > most {
+		t.Errorf("%d re-lists of %v in %v under an event storm, want at most %d", n, took, window, most)
+	}
+	if n == 0 {
+		t.Error("no re-list under an event storm")
+	}
 }

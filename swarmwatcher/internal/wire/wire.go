@@ -15,7 +15,8 @@ type Filter struct {
 	Name, Logical, Tenant string
 }
 
-func (f Filter) keeps(s *watch.Service) bool {
+// Keeps reports whether f keeps s.
+func (f Filter) Keeps(s *watch.Service) bool {
 	return (f.Name == "" || s.Name == f.Name) &&
 		(f.Logical == "" || s.Logical == f.Logical) &&
 		(f.Tenant == "" || s.Tenant == f.Tenant)
@@ -25,7 +26,7 @@ func (f Filter) keeps(s *watch.Service) bool {
 func Services(view []watch.Service, f Filter) []api.Service {
 	out := make([]api.Service, 0, len(view))
 	for i := range view {
-		if !f.keeps(&view[i]) {
+		if !f.Keeps(&view[i]) {
 			continue
 		}
 		out = append(out, Service(&view[i]))
