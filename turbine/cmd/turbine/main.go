@@ -32,6 +32,9 @@ type Config struct {
 	ExpiryInterval time.Duration
 	Grace          time.Duration
 	DebugListen    string
+	// SelfPreservation: when the registry keeps silent instances (see
+	// discoverytoken.SelfPreservation).
+	SelfPreservation discoverytoken.SelfPreservation
 }
 
 // load reads the configuration from args and the environment; done is true
@@ -70,6 +73,16 @@ func load(args []string) (Config, *conf.Set, bool, error) {
 	s.Int(&c.MaxClients, "max-clients", d.MaxClients, "/turbine.stream clients at most", conf.AtLeast(1))
 	s.Int(&c.MaxClusters, "max-clusters", d.MaxClusters, "distinct ?cluster= aggregates per round", conf.AtLeast(1))
 	s.Duration(&c.WriteTimeout, "write-timeout", d.WriteTimeout, "deadline of one JSON answer or stream round", conf.AtLeast(time.Millisecond))
+	sp := &c.SelfPreservation
+	s.Bool(&sp.Disabled, "no-self-preservation", false, "evict every instance after its TTL, even while the broker is away or most instances fall silent at once")
+	s.Float64(&sp.Share, "protect-share", discoverytoken.DefaultProtectShare, "self-preservation: keep silent instances when more than this share of all instances fall silent at once", func(v float64) error {
+		if !(v > 0 && v < 1) {
+			return errors.New("want a fraction between 0 and 1, exclusive")
+		}
+		return nil
+	})
+	s.Int(&sp.Min, "protect-min", discoverytoken.DefaultProtectMin, "self-preservation: the fewest silent instances that count as falling silent at once", conf.AtLeast(1))
+	s.Duration(&sp.MaxProtection, "protect-max", discoverytoken.DefaultMaxProtection, "self-preservation: the longest a silent instance is kept while the broker subscription is up (an outage of the broker itself evicts nobody)", conf.AtLeast(time.Second))
 	debugserve.AddFlag(s, &c.DebugListen)
 	done, err := s.Parse(args)
 	if !done && err == nil && c.AMQPURL == "" {
@@ -88,7 +101,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	verifier := turbine.NewWatcherVerifier(cfg.WatcherURL, cfg.Stack, cfg.VerifyInterval, cfg.WatcherTimeout)
 	streams := turbine.NewStreams(cfg.Config, agg, verifier, log)
 	hub := turbine.NewHub(agg, cfg.EmitInterval, cfg.MaxClusters)
-	reg := discoverytoken.NewRegistry(discoverytoken.RegistryConfig{OnEvent: func(ev discoverytoken.Event) {
+	reg := discoverytoken.NewRegistry(discoverytoken.RegistryConfig{SelfPreservation: cfg.SelfPreservation, OnEvent: func(ev discoverytoken.Event) {
 		log.Info("instance "+string(ev.Type), "instanceId", ev.Instance.InstanceID, "service", ev.Instance.Service,
 			"address", ev.Instance.HostPort(), "reason", ev.Reason)
 		streams.HandleEvent(ev)
