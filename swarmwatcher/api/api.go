@@ -62,6 +62,13 @@ type Service struct {
 	ProbePort  int    `json:"probePort,omitempty"`
 	ProbePath  string `json:"probePath,omitempty"`
 	ProbeError string `json:"probeError,omitempty"`
+	// Logical is the service this one is a version of (the goblog.service
+	// label, else the name without the stack prefix); Tenant its
+	// goblog.tenant label, "" for a plain service. TenantError says why a
+	// label was refused.
+	Logical     string `json:"logical,omitempty"`
+	Tenant      string `json:"tenant,omitempty"`
+	TenantError string `json:"tenantError,omitempty"`
 }
 
 // Replicas are the desired and running task counts of a service.
@@ -94,6 +101,8 @@ type Task struct {
 	AddressError     string  `json:"addressError,omitempty"`
 	LastError        string  `json:"lastError,omitempty"`
 	History          []Check `json:"history,omitempty"`
+	// Tenant is the tenant of the task's service, "" for a plain one.
+	Tenant string `json:"tenant,omitempty"`
 }
 
 // Check is one probe result in a task's history.

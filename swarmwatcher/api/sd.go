@@ -20,6 +20,10 @@ const (
 	// LabelHealth is the task's Health: keep only "passing" to scrape
 	// healthy tasks.
 	LabelHealth = "__meta_swarmwatcher_health"
+	// LabelLogical is the logical service (see Service.Logical); LabelTenant
+	// the task's tenant, present only for a tenant's task.
+	LabelLogical = "__meta_swarmwatcher_logical_service"
+	LabelTenant  = "__meta_swarmwatcher_tenant"
 	// LabelServiceLabelPrefix + sanitised name: an allow-listed service label.
 	LabelServiceLabelPrefix = "__meta_swarmwatcher_service_label_"
 

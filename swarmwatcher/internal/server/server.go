@@ -206,9 +206,13 @@ func answer(w http.ResponseWriter, status int, v any) {
 }
 
 // services serves the view; ?service=<name> narrows it to that service
-// (an empty list when there is none, as Consul's health endpoint does).
+// (an empty list when there is none, as Consul's health endpoint does),
+// ?logical=<name> to the versions of a logical service (the plain one and
+// its tenants'), ?tenant=<name> to a tenant's services.
 func (s *Server) services(w http.ResponseWriter, r *http.Request) {
-	answer(w, http.StatusOK, wire.Services(s.src.State().Services, r.URL.Query().Get("service")))
+	q := r.URL.Query()
+	f := wire.Filter{Name: q.Get("service"), Logical: q.Get("logical"), Tenant: q.Get("tenant")}
+	answer(w, http.StatusOK, wire.Services(s.src.State().Services, f))
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
@@ -270,6 +274,7 @@ func (s *Server) sd(w http.ResponseWriter, r *http.Request) {
 				api.LabelNode:         t.Node,
 				api.LabelNetwork:      t.Network,
 				api.LabelHealth:       string(t.Health),
+				api.LabelLogical:      svc.Logical,
 
 				api.DockerswarmTaskID:           t.ID,
 				api.DockerswarmTaskSlot:         slot,
@@ -289,6 +294,7 @@ func (s *Server) sd(w http.ResponseWriter, r *http.Request) {
 				api.DockerswarmNodeStatus:       t.NodeStatus,
 				api.DockerswarmNodeRole:         t.NodeRole,
 				api.DockerswarmNetworkID:        t.NetworkID,
+				api.LabelTenant:                 t.Tenant,
 			} {
 				if v != "" { // only what the engine told us
 					labels[k] = v

@@ -116,7 +116,7 @@ func (c *snapshotCache) get(st watch.State, only string) ([]byte, error) {
 		}
 	}
 	c.mu.Unlock()
-	snap, err := event("", api.EventSnapshot, wire.Services(st.Services, only))
+	snap, err := event("", api.EventSnapshot, wire.Services(st.Services, wire.Filter{Name: only}))
 	if err != nil {
 		return nil, err
 	}

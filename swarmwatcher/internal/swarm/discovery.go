@@ -20,6 +20,8 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
+
+	"github.com/goblog/goblog/internal/tenant"
 )
 
 // Labels a service carries to opt in to probing.
@@ -93,7 +95,16 @@ type Service struct {
 	ProbePort  int
 	ProbePath  string
 	ProbeError string
-	Tasks      []Task
+	// Logical is the service this one is a version of: its goblog.service
+	// label, else its name without the stack prefix. Tenant is its
+	// goblog.tenant label, "" for a plain service; an invalid tenant label
+	// leaves Tenant empty and says why in TenantError (such a service is
+	// never taken for a plain one by callers that route by tenant: see
+	// TenantError's users).
+	Logical     string
+	Tenant      string
+	TenantError string
+	Tasks       []Task
 }
 
 // Task is one task whose container is running.
@@ -117,6 +128,8 @@ type Task struct {
 	AddressError string
 	ContainerID  string
 	Since        time.Time
+	// Tenant is the tenant of the task's service (see Service.Tenant).
+	Tenant string
 }
 
 // Draining reports a task that still runs although swarm wants it gone.
@@ -343,6 +356,9 @@ func build(services []swarm.Service, tasks []swarm.Task, nodes []swarm.Node, wat
 	for _, s := range services {
 		svc := toService(s)
 		svc.Tasks = byService[s.ID]
+		for i := range svc.Tasks {
+			svc.Tasks[i].Tenant = svc.Tenant
+		}
 		sort.Slice(svc.Tasks, func(i, j int) bool {
 			a, b := svc.Tasks[i], svc.Tasks[j]
 			if a.Slot != b.Slot {
@@ -405,7 +421,53 @@ func toService(s swarm.Service) Service {
 	} else {
 		svc.ProbePort, svc.ProbePath = port, path
 	}
+	svc.Logical, svc.Tenant, svc.TenantError = Tenancy(svc.Name, svc.Labels)
 	return svc
+}
+
+// stackLabel names the stack a service was deployed in; its value and "_"
+// prefix the service's name.
+const stackLabel = "com.docker.stack.namespace"
+
+// Tenancy reads a service's logical name and tenant from its labels (see
+// package tenant). A label is a claim: a tenant that is not a valid tenant
+// name, or a logical name that is not a plain name, is refused with the
+// reason rather than trimmed into something else.
+func Tenancy(name string, labels map[string]string) (logical, tenantName, problem string) {
+	logical = name
+	if ns := labels[stackLabel]; ns != "" {
+		logical = strings.TrimPrefix(name, ns+"_")
+	}
+	if v, ok := labels[tenant.LabelService]; ok {
+		if validLogical(v) {
+			logical = v
+		} else {
+			problem = fmt.Sprintf("label %s=%.64q is not a service name", tenant.LabelService, v)
+		}
+	}
+	if v, ok := labels[tenant.LabelTenant]; ok {
+		if tenant.Valid(v) {
+			tenantName = v
+		} else {
+			problem = fmt.Sprintf("label %s=%.64q is not a tenant (1-%d letters, digits, '-')", tenant.LabelTenant, v, tenant.MaxLen)
+		}
+	}
+	return logical, tenantName, problem
+}
+
+// validLogical accepts what a swarm service name may be: 1-63 letters,
+// digits, '-', '_' and '.'.
+func validLogical(v string) bool {
+	if len(v) == 0 || len(v) > 63 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // maxPathLen bounds the swarmwatcher.path label: it becomes part of a URL

@@ -9,11 +9,23 @@ import (
 	"github.com/goblog/goblog/swarmwatcher/internal/watch"
 )
 
-// Services maps the view; only, when not empty, keeps the service of that name.
-func Services(view []watch.Service, only string) []api.Service {
+// Filter narrows the services mapped: each field, when not empty, keeps
+// only the services whose Name, Logical or Tenant equals it.
+type Filter struct {
+	Name, Logical, Tenant string
+}
+
+func (f Filter) keeps(s *watch.Service) bool {
+	return (f.Name == "" || s.Name == f.Name) &&
+		(f.Logical == "" || s.Logical == f.Logical) &&
+		(f.Tenant == "" || s.Tenant == f.Tenant)
+}
+
+// Services maps the services of the view that f keeps.
+func Services(view []watch.Service, f Filter) []api.Service {
 	out := make([]api.Service, 0, len(view))
 	for i := range view {
-		if only != "" && view[i].Name != only {
+		if !f.keeps(&view[i]) {
 			continue
 		}
 		out = append(out, Service(&view[i]))
@@ -32,6 +44,9 @@ func Service(s *watch.Service) api.Service {
 		ProbePort:    s.ProbePort,
 		ProbePath:    s.ProbePath,
 		ProbeError:   s.ProbeError,
+		Logical:      s.Logical,
+		Tenant:       s.Tenant,
+		TenantError:  s.TenantError,
 	}
 	for i := range s.Tasks {
 		out.Tasks[i] = Task(&s.Tasks[i])
@@ -47,6 +62,7 @@ func Task(t *watch.Task) api.Task {
 		ConsecutiveFailures: t.ConsecutiveFailures,
 		NodeID:              t.NodeID, NodeStatus: t.NodeStatus, NodeAvailability: t.NodeAvailability, NodeAddress: t.NodeAddress, NodeRole: t.NodeRole,
 		Network: t.Network, AddressError: t.AddressError,
+		Tenant: t.Tenant,
 	}
 	if !t.Last.At.IsZero() {
 		out.LastCheck = api.FormatTime(t.Last.At)
