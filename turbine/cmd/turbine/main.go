@@ -42,7 +42,10 @@ type Config struct {
 func load(args []string) (Config, *conf.Set, bool, error) {
 	c := Config{Config: turbine.DefaultConfig()}
 	d := c.Config
-	s := conf.New("turbine", fmt.Sprintf("Aggregates the Hystrix streams of the instances announced on the AMQP exchange %q.", discoverytoken.Exchange))
+	s := conf.New("turbine", fmt.Sprintf("Aggregates the Hystrix streams of the instances announced on the AMQP exchange %q, "+
+		"each verified as a running task by the swarmwatcher, which also says its tenant. "+
+		"?cluster= on / and /turbine.stream narrows the aggregate: <service> (plain and every tenant), "+
+		"<service>@<tenant>, <service>@ (plain only), @<tenant> (every service).", discoverytoken.Exchange))
 	s.String(&c.Listen, "listen", ":8282", "HTTP listen address", conf.HostPort)
 	s.String(&c.AMQPURL, "amqp-url", "", "RabbitMQ carrying the discovery tokens, amqp://user:password@host:port/ (required; the stack hands it over as a secret through AMQP_URL_FILE)", func(v string) error {
 		if v == "" {
@@ -58,7 +61,7 @@ func load(args []string) (Config, *conf.Set, bool, error) {
 	s.Duration(&c.ExpiryInterval, "expiry-interval", 250*time.Millisecond, "how often silent instances are checked against their TTL", conf.AtLeast(10*time.Millisecond))
 	s.Duration(&c.Grace, "shutdown-grace", 5*time.Second, "how long in-flight requests may finish on SIGTERM (streams end at once)", conf.AtLeast(time.Millisecond))
 	s.URL(&c.WatcherURL, "watcher-url", d.WatcherURL, "swarmwatcher whose running tasks verify the tokens' addresses", "http", "https")
-	s.String(&c.Stack, "stack", d.Stack, "stack prefix of the swarm service names", conf.NotEmpty)
+	s.String(&c.Stack, "stack", d.Stack, "stack prefix of the swarm service names (a watcher without tenants is asked for <stack>_<service>)", conf.NotEmpty)
 	s.Duration(&c.VerifyInterval, "verify-interval", d.VerifyInterval, "how often unverified instances are checked again; the watcher's answer is cached as long", conf.AtLeast(time.Millisecond))
 	s.Duration(&c.WatcherTimeout, "watcher-timeout", d.WatcherTimeout, "deadline of one watcher query", conf.AtLeast(time.Millisecond))
 	s.Int(&c.MaxStreams, "max-streams", d.MaxStreams, "instance streams at most at once", conf.AtLeast(1))
