@@ -91,7 +91,7 @@ func TestServer(t *testing.T) {
 			rec := get("/metrics")
 			So(rec.Code, ShouldEqual, http.StatusOK)
 			for _, m := range []string{`turbine_stream_cut_total{bound="max_line"}`, `turbine_stream_refused_total{reason="unverified"}`,
-				"turbine_discovery_instances 2", "turbine_stream_clients_refused_total"} {
+				"turbine_discovery_instances 2", "turbine_stream_clients_refused_total", "turbine_discovery_instances_protected", "turbine_watcher_bad_tenants_total 0"} {
 				So(rec.Body.String(), ShouldContainSubstring, m)
 			}
 		})
