@@ -166,10 +166,16 @@ func TestServer(t *testing.T) {
 			first := func(cluster string) string {
 				resp, err := srv.Client().Get(srv.URL + api.PathStream + "?cluster=" + cluster)
 				So(err, ShouldBeNil)
-				defer resp.Body.Close()
 				So(resp.StatusCode, ShouldEqual, http.StatusOK)
 				line, err := bufio.NewReader(resp.Body).ReadString('\n')
 				So(err, ShouldBeNil)
+				resp.Body.Close()
+				// MaxClients is 2: let this client leave before the next one comes.
+				waitFor(t, "the client leaves", func() bool {
+					var st api.Stats
+					_ = json.Unmarshal(get(api.PathStats).Body.Bytes(), &st)
+					return st.Clients.Streaming == 0
+				})
 				return line
 			}
 			So(first("accountservice@canary"), ShouldEqual, ": ping\n")
