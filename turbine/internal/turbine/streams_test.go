@@ -298,6 +298,8 @@ func fakeWatcher(t *testing.T, running ...string) (*httptest.Server, *atomic.Int
 			 "tasks":[{"id":"c","state":"running","address":"10.7.7.7","tenant":"canary"}]},
 			{"id":"s4","name":"goblog_accountservice-bad","logical":"accountservice","tenant":"no good","replicas":{"desired":1,"running":1},
 			 "tasks":[{"id":"b","state":"running","address":"10.6.6.6","tenant":"no good"}]},
+			{"id":"s5","name":"other_accountservice","logical":"accountservice","replicas":{"desired":1,"running":1},
+			 "tasks":[{"id":"o","state":"running","address":"10.5.5.5"}]},
 			{"id":"s2","name":"goblog_quotes-service","logical":"quotes-service","replicas":{"desired":1,"running":1},"tasks":[{"id":"q","state":"running","address":"10.8.8.8"}]}]`,
 			strings.Join(tasks, ","))
 	}))
@@ -321,6 +323,7 @@ func TestWatcherVerifier(t *testing.T) {
 		{"10.9.9.9", Placement{}},                                // a task, but not running
 		{"10.8.8.8", Placement{}},                                // a running task of another service
 		{"10.6.6.6", Placement{}},                                // a tenant that is no tenant name
+		{"10.5.5.5", Placement{}},                                // another stack's accountservice
 		{"169.254.169.254", Placement{}},
 	} {
 		got, err := v.RunningTask(ctx, "accountservice", c.addr)
@@ -329,7 +332,7 @@ func TestWatcherVerifier(t *testing.T) {
 		}
 	}
 	if q := queries.Load(); q != 1 {
-		t.Fatalf("%d watcher queries for seven checks within the cache TTL, want 1", q)
+		t.Fatalf("%d watcher queries for eight checks within the cache TTL, want 1", q)
 	}
 	if st := v.Stats(); st.BadTenants != 1 {
 		t.Fatalf("stats %+v, want the invalid tenant counted once", st)

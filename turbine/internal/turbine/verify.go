@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,8 +41,9 @@ const maxWatcherBody = 8 << 20
 const maxCachedServices = 256
 
 // WatcherVerifier asks the swarmwatcher's /api/services?logical=<service> for every version
-// of a logical service (the plain swarm service <stack>_<service> and its tenants', e.g.
-// <stack>_<service>-canary labelled goblog.tenant=canary, goblog.service=<service>) and keeps
+// of a logical service in its stack (the plain swarm service <stack>_<service> and its
+// tenants', e.g. <stack>_<service>-canary labelled goblog.tenant=canary,
+// goblog.service=<service>; another stack's services do not count) and keeps
 // each service's running-task addresses, with their tenant, for TTL, so a burst of tokens
 // costs one query per service and TTL. The tenant is the watcher's (the service's label),
 // never the token's. It is safe for concurrent use.
@@ -146,12 +148,14 @@ func (v *WatcherVerifier) fetch(ctx context.Context, service string) (map[string
 	if err := json.Unmarshal(body, &services); err != nil {
 		return nil, fmt.Errorf("watcher: decode /api/services: %w", err)
 	}
-	plain := v.stack + "_" + service
+	prefix := v.stack + "_"
 	addrs := map[string]string{}
 	for _, s := range services {
 		switch {
+		case !strings.HasPrefix(s.Name, prefix): // another stack's
+			continue
 		case s.Logical == service:
-		case s.Logical == "" && s.Name == plain: // a watcher without tenants
+		case s.Logical == "" && s.Name == prefix+service: // a watcher without tenants
 		default:
 			continue
 		}
