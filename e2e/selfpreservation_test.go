@@ -3,7 +3,9 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -258,4 +260,92 @@ func TestTurbineSelfPreservationThroughABrokerOutage(t *testing.T) {
 	WaitFor(t, 2*time.Minute, "swarm replaced the killed task", func() (bool, string) { return Converged(Service("accountservice")) })
 	d := waitTurbineMatchesTasks(t, c, time.Minute)
 	t.Logf("the replacement listed with a connected stream %s after convergence; the whole test took %s", d.Round(time.Millisecond), time.Since(testStart).Round(time.Millisecond))
+}
+
+// TestTurbineVerifiesATenantsInstances is issue 16's part 1 for turbine: an accountservice
+// deployed as a tenant's swarm service (labels goblog.tenant and goblog.service=accountservice,
+// publishing tokens as service "accountservice") is verified through the swarmwatcher's
+// ?logical= answer, streamed, and listed with the watcher's tenant; ?cluster=<svc>@<tenant>
+// is accepted and a malformed tenant refused. It creates its own tenant service (named apart
+// from the stack's canary, which may run beside it) and removes it.
+func TestTurbineVerifiesATenantsInstances(t *testing.T) {
+	const (
+		tenantName = "e2e-shadow"
+		svc        = Stack + "_e2e-accountservice-shadow"
+	)
+	c := NewClient()
+	image := Docker(t, "service", "inspect", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}", Service("accountservice"))
+	_, _ = DockerErr("service", "rm", svc)
+	t.Cleanup(func() { _, _ = DockerErr("service", "rm", svc) })
+	start := time.Now()
+	Docker(t, "service", "create", "--detach", "--name", svc,
+		"--label", "goblog.tenant="+tenantName, "--label", "goblog.service=accountservice", "--label", "swarmwatcher.port=6767",
+		"--network", Stack+"_net", "--endpoint-mode", "dnsrr",
+		"--secret", "goblog_amqp_publisher_url", "--env", "AMQP_URL_FILE=/run/secrets/goblog_amqp_publisher_url",
+		"--env", "SELF_DNS=tasks."+svc, "--env", "QUOTES_URL=http://quotes-service:8080",
+		image)
+	WaitFor(t, 2*time.Minute, svc+" running", func() (bool, string) { return Converged(svc) })
+	var ip string
+	WaitFor(t, time.Minute, svc+"'s task address", func() (bool, string) {
+		ip = strings.TrimSpace(Docker(t, "inspect", "--type", "task", "--format",
+			`{{range .NetworksAttachments}}{{if eq .Network.Spec.Name "`+Stack+`_net"}}{{index .Addresses 0}}{{end}}{{end}}`,
+			strings.Fields(Docker(t, "service", "ps", "-q", "--filter", "desired-state=running", svc))[0]))
+		ip, _, _ = strings.Cut(ip, "/")
+		return ip != "", "no address yet"
+	})
+	var tenantInst api.Instance
+	listed := WaitFor(t, time.Minute, "turbine lists the tenant's instance verified, with its tenant, stream connected", func() (bool, string) {
+		insts, err := tbInstances(t, c)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, in := range insts {
+			if in.Address == ip {
+				tenantInst = in
+				return in.Service == "accountservice" && in.Verified && in.Tenant == tenantName && in.StreamConnected,
+					fmt.Sprintf("%+v", in)
+			}
+		}
+		return false, fmt.Sprintf("%s not listed among %d instances", ip, len(insts))
+	})
+	insts, err := tbInstances(t, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range insts {
+		if in.Service == "accountservice" && in.Address != ip && in.Tenant != "" {
+			t.Errorf("a plain accountservice instance listed with tenant %q: %+v", in.Tenant, in)
+		}
+	}
+	for cluster, want := range map[string]int{"accountservice@" + tenantName: http.StatusOK, "@" + tenantName: http.StatusOK,
+		"accountservice@": http.StatusOK, "accountservice@no%20tenant": http.StatusBadRequest, "@": http.StatusBadRequest} {
+		code, body := spStreamCode(t, cluster)
+		if code != want {
+			t.Errorf("/turbine.stream?cluster=%s: %d %s, want %d", cluster, code, body, want)
+		}
+	}
+	t.Logf("tenant service %s (%s) created; turbine listed its instance %s verified, tenant %q, stream connected %s after the create command (%s after it converged)",
+		svc, ip, tenantInst.InstanceID, tenantInst.Tenant, time.Since(start).Round(time.Millisecond), listed.Round(time.Millisecond))
+}
+
+// spStreamCode opens /turbine.stream?cluster=<cluster> (cluster already query-escaped) and
+// returns the status, and the body of a refusal.
+func spStreamCode(t *testing.T, cluster string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, TurbineURL+api.PathStream+"?"+api.QueryCluster+"="+cluster, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET /turbine.stream?cluster=%s: %v", cluster, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
+		return resp.StatusCode, string(b)
+	}
+	return resp.StatusCode, ""
 }
