@@ -157,8 +157,12 @@ func TestTurbineSelfPreservationThroughABrokerOutage(t *testing.T) {
 	}
 	outage := time.Since(outageStart)
 	if unanswered > 0 || notLive > 0 || len(problems) > 0 {
-		t.Fatalf("during %s of broker outage (%d polls): /api/instances unanswered %d times, /-/live not 200 %d times; problems: %s",
-			outage.Round(time.Millisecond), polls, unanswered, notLive, strings.Join(problems, "; "))
+		restarted := "turbine's tasks unchanged"
+		if got := spAllTasks(t, "turbine"); !slices.Equal(got, turbineTasks) {
+			restarted = fmt.Sprintf("SWARM RESTARTED TURBINE (its registry was lost): tasks before %v, now %v", turbineTasks, got)
+		}
+		t.Fatalf("during %s of broker outage (%d polls): /api/instances unanswered %d times, /-/live not 200 %d times; %s; problems: %s",
+			outage.Round(time.Millisecond), polls, unanswered, notLive, restarted, strings.Join(problems, "; "))
 	}
 	if allProtectedAfter == 0 {
 		t.Fatalf("after %s of broker outage (TTL %s) not every instance was marked protected: %+v", outage.Round(time.Millisecond), spTTL, last)
