@@ -5,6 +5,7 @@
 //	                                          AMQP_URL in the environment, not as an argument);
 //	                                          prints "ok" or "refused: …"
 //	probe -check http -method M -url URL      one request; prints the status code
+//	      [-body]                             and then the body (at most 1 MiB)
 //
 // Exit status 0 when the probe ran (whatever it found), 1 when it could not, 2 on bad settings.
 package main
@@ -30,6 +31,7 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	var check, amqpURL, method, url string
 	var timeout time.Duration
+	var body bool
 	s := conf.New("probe", "Looks at the stack from a container on one of its networks (e2e tests).")
 	s.Stdout, s.Stderr = stdout, stderr
 	s.Enum(&check, "check", "amqp-login", []string{"amqp-login", "http"}, "what to probe")
@@ -37,6 +39,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	s.String(&method, "method", http.MethodGet, "request method, for -check http")
 	s.String(&url, "url", "", "request URL, for -check http")
 	s.Duration(&timeout, "timeout", 10*time.Second, "deadline of the probe")
+	s.Bool(&body, "body", false, "print the answer's body after the status code (at most 1 MiB), for -check http")
 	if done, err := s.Parse(args); done || err != nil {
 		return s.ExitCode(err)
 	}
@@ -65,9 +68,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "probe:", err)
 			return 1
 		}
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		resp.Body.Close()
+		if err != nil {
+			fmt.Fprintln(stderr, "probe: body:", err)
+			return 1
+		}
 		fmt.Fprintln(stdout, resp.StatusCode)
+		if body {
+			_, _ = stdout.Write(b)
+		}
 		return 0
 	}
 }

@@ -5,6 +5,8 @@
 // carry it go to its tasks, every other request never does.
 package tenant
 
+import "context"
+
 // Header is the request header that names a request's tenant.
 const Header = "X-Goblog-Tenant"
 
@@ -31,4 +33,32 @@ func Valid(name string) bool {
 		}
 	}
 	return true
+}
+
+// FromHeader returns the tenant a request's header values name (values is
+// r.Header[Header], canonical key). present is false without the header;
+// name is "" when the header is there but names no tenant (empty, invalid,
+// or repeated): the caller ignores it and counts it. It does not allocate.
+func FromHeader(values []string) (name string, present bool) {
+	if values == nil {
+		return "", false
+	}
+	if len(values) != 1 || !Valid(values[0]) {
+		return "", true
+	}
+	return values[0], true
+}
+
+type ctxKey struct{}
+
+// NewContext returns ctx carrying the tenant name, for the calls a request
+// makes to the next hop (see FromContext).
+func NewContext(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, ctxKey{}, name)
+}
+
+// FromContext returns the tenant ctx carries, if any.
+func FromContext(ctx context.Context) (string, bool) {
+	name, ok := ctx.Value(ctxKey{}).(string)
+	return name, ok && name != ""
 }

@@ -39,10 +39,19 @@ type DiscoveryConfig struct {
 // requests over them (round robin, one retry on another task for replayable
 // requests, the last good set kept while the watcher is away). It is an
 // http.RoundTripper; Close ends both.
+//
+// It routes by tenant: a request whose X-Goblog-Tenant header names a
+// tenant (package github.com/goblog/goblog/internal/tenant) goes only to
+// that tenant's passing tasks of the service (see Instancer.Tenant), or to
+// the plain tasks when the tenant has none; a header that is no tenant is
+// ignored. Both are counted (Stats). A request without the header goes to
+// the plain tasks only, never to a tenant's.
 type Discovery struct {
-	inst *Instancer
-	tr   *Transport
-	base *http.Transport
+	cfg     DiscoveryConfig
+	inst    *Instancer
+	tr      *Transport
+	base    *http.Transport
+	tenants tenantRoutes
 }
 
 var _ http.RoundTripper = (*Discovery)(nil)
@@ -73,22 +82,29 @@ func NewDiscovery(cfg DiscoveryConfig) (*Discovery, error) {
 		ExpectContinueTimeout: time.Second,
 	}
 	d := &Discovery{
+		cfg:  cfg,
 		inst: inst,
 		base: base,
 		tr: NewTransport(inst, TransportConfig{
 			Base: base, MaxAttempts: 2, Timeout: cfg.Timeout, Fallback: cfg.Fallback, Logger: cfg.Logger,
 		}),
 	}
+	d.tenants.d = d
 	if st := inst.State(); st.Err != nil {
 		cfg.Logger.Warn("swarmwatcher not answering yet", "watcher", cfg.WatcherURL, "service", cfg.Service, "err", st.Err)
 	} else {
-		cfg.Logger.Info("balancing over the swarmwatcher's passing tasks", "watcher", cfg.WatcherURL, "service", cfg.Service, "tasks", len(st.Instances))
+		cfg.Logger.Info("balancing over the swarmwatcher's passing tasks", "watcher", cfg.WatcherURL, "service", cfg.Service, "tasks", len(st.Instances), "tenants", inst.Tenants())
 	}
 	return d, nil
 }
 
 // RoundTrip implements http.RoundTripper.
-func (d *Discovery) RoundTrip(req *http.Request) (*http.Response, error) { return d.tr.RoundTrip(req) }
+func (d *Discovery) RoundTrip(req *http.Request) (*http.Response, error) {
+	if tr := d.tenants.pick(req); tr != nil {
+		return tr.RoundTrip(req)
+	}
+	return d.tr.RoundTrip(req)
+}
 
 // State returns the Instancer's current set and error.
 func (d *Discovery) State() kitsd.Event { return d.inst.State() }
@@ -96,6 +112,7 @@ func (d *Discovery) State() kitsd.Event { return d.inst.State() }
 // Close stops balancing and following the watcher, and closes idle
 // connections to the tasks.
 func (d *Discovery) Close() {
+	d.tenants.close()
 	d.tr.Close()
 	d.inst.Stop()
 	d.base.CloseIdleConnections()

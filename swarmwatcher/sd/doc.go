@@ -27,10 +27,22 @@
 // reconnects with backoff and re-reads the snapshot. go-kit's Endpointer
 // keeps serving its last endpoints on such an event.
 //
+// Tenants: the Instancer's own set holds the service's tasks only, never
+// those of a tenant's version of it (a service labelled goblog.tenant=<name>
+// and goblog.service=<the same logical name>); [Instancer.Tenant] is a go-kit
+// Instancer of one tenant's passing tasks, with the same last-good-set rule.
+// The labels are read from the watcher's snapshot, which the Instancer reads
+// again whenever a service is created (a label changed on an existing
+// service is seen at the next reconnect).
+//
 // Most callers want all of it at once: [NewDiscovery] returns an
 // http.RoundTripper that owns an Instancer and a [Transport] (round robin,
 // one retry on another task for a request lbclient.Replayable allows) and
-// ends both with one Close; the edge and accountservice use it.
+// ends both with one Close; the edge and accountservice use it. It routes a
+// request by its X-Goblog-Tenant header to that tenant's tasks (the plain
+// ones when the tenant has none) and says what it does in [Discovery.Stats]
+// and, for Prometheus, [NewCollector]: the requests by outcome, and
+// whether each set is the last good one kept after a failure.
 //
 // The JSON it reads is declared in package
 // github.com/goblog/goblog/swarmwatcher/api, which the watcher writes.

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -27,6 +28,7 @@ func FuzzApply(f *testing.F) {
 			cfg:   Config{Service: "accountservice"},
 			log:   slog.New(slog.DiscardHandler),
 			ready: make(chan struct{}),
+			pools: map[string]*pool{"": newPool()},
 		}
 		r := sse.NewReader(bytes.NewReader(stream), 1<<16)
 		got := false
@@ -46,7 +48,14 @@ func FuzzApply(f *testing.F) {
 					t.Fatalf("%d tasks in %s", len(tasks), name)
 				}
 			}
-			for _, inst := range in.State().Instances {
+			sets := [][]string{in.State().Instances}
+			for _, name := range in.Tenants() {
+				sets = append(sets, in.stateOf(name).Instances)
+			}
+			if len(in.Tenants()) > MaxTenants {
+				t.Fatalf("%d tenants followed", len(in.Tenants()))
+			}
+			for _, inst := range slices.Concat(sets...) {
 				host, port, err := net.SplitHostPort(inst)
 				n, perr := strconv.Atoi(port)
 				_, aerr := netip.ParseAddr(host)

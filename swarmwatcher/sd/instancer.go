@@ -37,7 +37,15 @@ var (
 	// "unknown"): the watcher has not probed any yet, as right after it
 	// starts. That is no news about the tasks, so the last set is kept.
 	ErrNoVerdict = errors.New("no task has a health verdict yet")
+	// ErrTenantLabel means the service's goblog.tenant or goblog.service
+	// label was refused by the watcher: such a service is never taken for
+	// a plain one.
+	ErrTenantLabel = errors.New("service's tenant label refused")
 )
+
+// errResync ends a connection to re-read the snapshot: a service appeared
+// whose labels (tenant, logical name) only a snapshot carries.
+var errResync = errors.New("a service was created: re-reading the snapshot")
 
 // Config configures an Instancer. Zero values take the documented defaults.
 type Config struct {
@@ -145,14 +153,16 @@ type Instancer struct {
 	log     *slog.Logger
 	eventsU string
 
-	mu       sync.Mutex
-	state    kitsd.Event
-	lastGood []string
-	reg      map[chan<- kitsd.Event]struct{}
+	mu sync.Mutex
+	// pools are the published sets: "" the service's own (plain) tasks,
+	// every other key a tenant's (see Tenant).
+	pools map[string]*pool
 
-	malformed atomic.Uint64
+	malformed, losses, resyncs atomic.Uint64
+	overCap                    atomic.Int64 // tenants left out at the last publish
 	// model of the watcher's view; owned by the run goroutine.
 	services map[string]map[string]api.Task
+	meta     map[string]serviceMeta
 	stale    *api.Status
 
 	ready    chan struct{}
@@ -181,7 +191,7 @@ func NewInstancer(cfg Config) (*Instancer, error) {
 		cfg:     cfg,
 		log:     cfg.Logger.With("watcher", cfg.WatcherURL, "service", cfg.Service),
 		eventsU: strings.TrimRight(cfg.WatcherURL, "/") + "/api/events",
-		reg:     map[chan<- kitsd.Event]struct{}{},
+		pools:   map[string]*pool{"": newPool()},
 		ready:   make(chan struct{}),
 		quit:    ctx.Done(),
 		cancel:  cancel,
@@ -200,19 +210,32 @@ func NewInstancer(cfg Config) (*Instancer, error) {
 
 // Register implements sd.Instancer: ch receives the current state at once
 // and every change after it. Sends block until ch is read (as with go-kit's
-// own Instancers) or the Instancer stops.
-func (in *Instancer) Register(ch chan<- kitsd.Event) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	in.reg[ch] = struct{}{}
-	in.send(ch, copyEvent(in.state))
-}
+// own Instancers) or the Instancer stops. The instances are the service's
+// own tasks: never a tenant's (see Tenant).
+func (in *Instancer) Register(ch chan<- kitsd.Event) { in.register("", ch) }
 
 // Deregister implements sd.Instancer.
-func (in *Instancer) Deregister(ch chan<- kitsd.Event) {
+func (in *Instancer) Deregister(ch chan<- kitsd.Event) { in.deregister("", ch) }
+
+func (in *Instancer) register(tenant string, ch chan<- kitsd.Event) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	delete(in.reg, ch)
+	p := in.pools[tenant]
+	if p == nil { // a tenant without a service (yet): its set is empty
+		p = newPool()
+		p.present = false
+		in.pools[tenant] = p
+	}
+	p.reg[ch] = struct{}{}
+	in.send(ch, copyEvent(p.state))
+}
+
+func (in *Instancer) deregister(tenant string, ch chan<- kitsd.Event) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if p := in.pools[tenant]; p != nil {
+		delete(p.reg, ch)
+	}
 }
 
 // Stop implements sd.Instancer: it ends the feed and every goroutine the
@@ -229,10 +252,15 @@ func (in *Instancer) Stop() {
 
 // State returns the last published event: instances (the last good set
 // while Err is set) and the current error, if any.
-func (in *Instancer) State() kitsd.Event {
+func (in *Instancer) State() kitsd.Event { return in.stateOf("") }
+
+func (in *Instancer) stateOf(tenant string) kitsd.Event {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	return copyEvent(in.state)
+	if p := in.pools[tenant]; p != nil {
+		return copyEvent(p.state)
+	}
+	return kitsd.Event{}
 }
 
 // Malformed returns how many events were skipped because their data could
@@ -246,33 +274,53 @@ func (in *Instancer) send(ch chan<- kitsd.Event, ev kitsd.Event) {
 	}
 }
 
-// update publishes ev unless it equals the current state.
-func (in *Instancer) update(ev kitsd.Event) {
-	defer in.readyOne.Do(func() { close(in.ready) })
+// update publishes ev on the tenant's pool ("" the plain one) unless it
+// equals the pool's current state. An event with an error carries the
+// pool's last good set instead of ev's instances: the set is never emptied
+// by a failure.
+func (in *Instancer) update(tenant string, ev kitsd.Event) {
 	sort.Strings(ev.Instances)
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if sameEvent(in.state, ev) {
+	p := in.pools[tenant]
+	if p == nil {
+		p = newPool()
+		in.pools[tenant] = p
+	}
+	if ev.Err != nil {
+		ev.Instances = nil
+		if len(p.lastGood) > 0 {
+			ev.Instances = append([]string(nil), p.lastGood...)
+		}
+	}
+	if sameEvent(p.state, ev) {
 		return
 	}
-	in.state = ev
+	p.state = ev
 	if ev.Err == nil {
-		in.lastGood = append([]string(nil), ev.Instances...)
+		p.lastGood = append([]string(nil), ev.Instances...)
 	}
-	for ch := range in.reg {
+	for ch := range p.reg {
 		in.send(ch, copyEvent(ev))
 	}
 }
 
-// fail publishes err together with the last good set.
+// markReady tells NewInstancer that the first result is known: called once
+// every set of a result (the plain one and the tenants') is published.
+func (in *Instancer) markReady() { in.readyOne.Do(func() { close(in.ready) }) }
+
+// fail publishes err on every pool, each with its last good set.
 func (in *Instancer) fail(err error) {
+	defer in.markReady()
 	in.mu.Lock()
-	last := append([]string(nil), in.lastGood...)
-	in.mu.Unlock()
-	if len(last) == 0 {
-		last = nil
+	names := make([]string, 0, len(in.pools))
+	for name := range in.pools {
+		names = append(names, name)
 	}
-	in.update(kitsd.Event{Instances: last, Err: err})
+	in.mu.Unlock()
+	for _, name := range names {
+		in.update(name, kitsd.Event{Err: err})
+	}
 }
 
 func sameEvent(a, b kitsd.Event) bool {
@@ -303,6 +351,17 @@ func (in *Instancer) run(ctx context.Context) {
 		if gotSnapshot {
 			b.Reset()
 		}
+		if errors.Is(err, errResync) {
+			// Not a loss: the published sets stay as they are (no error) while
+			// the snapshot is read again, after the shortest backoff.
+			n := in.resyncs.Add(1)
+			in.log.Info("re-reading the watcher's snapshot", "reason", err, "resyncs_total", n)
+			if !b.Wait(ctx) {
+				return
+			}
+			continue
+		}
+		in.losses.Add(1)
 		err = fmt.Errorf("swarmwatcher feed: %w", err)
 		in.log.Warn("discovery feed lost, keeping the last good set", "err", err, "retry", b.Attempt())
 		in.fail(err)
@@ -340,7 +399,7 @@ func (in *Instancer) follow(parent context.Context) (gotSnapshot bool, err error
 		return false, fmt.Errorf("GET %s: status %s", in.eventsU, resp.Status)
 	}
 
-	in.services, in.stale = nil, nil
+	in.services, in.meta, in.stale = nil, nil, nil
 	sc := sse.NewReader(resp.Body, maxLine)
 	timeout := in.cfg.ConnectTimeout // until the snapshot, then IdleTimeout
 	for {
@@ -372,12 +431,14 @@ func (in *Instancer) apply(ev sse.Event, gotSnapshot *bool) error {
 			return fmt.Errorf("unreadable snapshot: %w", err)
 		}
 		in.services = make(map[string]map[string]api.Task, len(list))
+		in.meta = make(map[string]serviceMeta, len(list))
 		for _, s := range list {
 			tasks := make(map[string]api.Task, len(s.Tasks))
 			for _, t := range s.Tasks {
 				tasks[t.ID] = t
 			}
 			in.services[s.Name] = tasks
+			in.meta[s.Name] = serviceMeta{logical: s.Logical, tenant: s.Tenant, refused: s.TenantError != ""}
 		}
 		*gotSnapshot = true
 	case api.EventStatus:
@@ -405,6 +466,9 @@ func (in *Instancer) apply(ev sse.Event, gotSnapshot *bool) error {
 		if !*gotSnapshot {
 			return nil // nothing to apply it to; the snapshot comes first
 		}
+		if typ == api.ServiceCreated {
+			return errResync // its tenant and logical name are in the snapshot only
+		}
 		in.applyChange(typ, c)
 	default:
 		return nil // keepalives, ids and unknown event types
@@ -425,6 +489,7 @@ func (in *Instancer) applyChange(typ api.EventType, c api.Change) {
 	switch typ {
 	case api.ServiceRemoved:
 		delete(in.services, c.Service)
+		delete(in.meta, c.Service)
 		return
 	case api.ServiceCreated:
 		if tasks == nil {
@@ -451,24 +516,32 @@ func (in *Instancer) applyChange(typ api.EventType, c api.Change) {
 	tasks[c.Task.ID] = *c.Task
 }
 
-// publish derives this service's instances from the model.
+// publish derives the sets of the service and of its tenants from the
+// model.
 func (in *Instancer) publish() {
-	instances, err := in.derive()
-	if err != nil {
-		in.fail(err)
+	if in.stale != nil {
+		in.fail(fmt.Errorf("%w: %s (since %s)", ErrStale, in.stale.Error, in.stale.Since))
 		return
 	}
-	in.update(kitsd.Event{Instances: instances})
+	name, tasks, ok := in.lookup()
+	if !ok {
+		in.fail(fmt.Errorf("%w: %s", ErrServiceNotFound, in.cfg.Service))
+		return
+	}
+	own := in.meta[name]
+	if own.refused {
+		in.fail(fmt.Errorf("%w: %s (see the watcher's tenantError)", ErrTenantLabel, name))
+		return
+	}
+	instances, err := in.derive(tasks)
+	in.update("", kitsd.Event{Instances: instances, Err: err})
+	in.publishTenants(name, own)
+	in.markReady()
 }
 
-func (in *Instancer) derive() ([]string, error) {
-	if in.stale != nil {
-		return nil, fmt.Errorf("%w: %s (since %s)", ErrStale, in.stale.Error, in.stale.Since)
-	}
-	tasks, ok := in.lookup()
-	if !ok {
-		return nil, fmt.Errorf("%w: %s", ErrServiceNotFound, in.cfg.Service)
-	}
+// derive returns the instances of a set of tasks: "ip:port" of the passing
+// ones, or an error when the tasks say nothing yet (all unknown or starting).
+func (in *Instancer) derive(tasks map[string]api.Task) ([]string, error) {
 	instances := make([]string, 0, len(tasks))
 	unknown, starting := 0, 0
 	for _, t := range tasks {
@@ -508,18 +581,19 @@ func (in *Instancer) derive() ([]string, error) {
 
 // lookup finds the service by its exact name, else by the only
 // "<stack>_<name>" match.
-func (in *Instancer) lookup() (map[string]api.Task, bool) {
+func (in *Instancer) lookup() (string, map[string]api.Task, bool) {
 	if t, ok := in.services[in.cfg.Service]; ok {
-		return t, true
+		return in.cfg.Service, t, true
 	}
 	var found map[string]api.Task
+	var foundName string
 	n := 0
 	for name, t := range in.services {
 		if strings.HasSuffix(name, "_"+in.cfg.Service) {
-			found, n = t, n+1
+			found, foundName, n = t, name, n+1
 		}
 	}
-	return found, n == 1
+	return foundName, found, n == 1
 }
 
 // maxLine bounds one line of the event stream; the snapshot of a large swarm

@@ -49,7 +49,7 @@ type fakeWatcher struct {
 	conns int
 }
 
-func newFakeWatcher(t *testing.T) *fakeWatcher {
+func newFakeWatcher(t testing.TB) *fakeWatcher {
 	t.Helper()
 	fw := &fakeWatcher{feeds: make(chan *feed, 16)}
 	fw.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

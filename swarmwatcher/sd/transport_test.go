@@ -15,7 +15,7 @@ import (
 )
 
 // backend answers with its own name and records the Host header it saw.
-func backend(t *testing.T, name string, hosts *sync.Map) string {
+func backend(t testing.TB, name string, hosts *sync.Map) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hosts.Store(name, r.Host)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"sync"
@@ -14,9 +15,10 @@ import (
 	"github.com/goblog/goblog/discoverytoken"
 )
 
-// serveMetrics serves the quote circuit's Hystrix stream on cfg.MetricsListen until ctx
-// ends. The returned wait blocks until the server has stopped.
-func serveMetrics(ctx context.Context, cfg Config, logger *slog.Logger) (wait func(), err error) {
+// serveMetrics serves the quote circuit's Hystrix stream and prom (Prometheus /metrics, nil:
+// none) on cfg.MetricsListen until ctx ends. The returned wait blocks until the server has
+// stopped.
+func serveMetrics(ctx context.Context, cfg Config, prom http.Handler, logger *slog.Logger) (wait func(), err error) {
 	ln, err := net.Listen("tcp", cfg.MetricsListen)
 	if err != nil {
 		return nil, err
@@ -25,7 +27,7 @@ func serveMetrics(ctx context.Context, cfg Config, logger *slog.Logger) (wait fu
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := breaker.ServeMetrics(ctx, ln, logger); err != nil {
+		if err := breaker.ServeMetrics(ctx, ln, prom, logger); err != nil {
 			logger.Error("hystrix stream server", "err", err)
 		}
 	}()

@@ -70,7 +70,7 @@ func TestServeMetrics(t *testing.T) {
 	ln.Close()
 	breaker.New(fakeQuote{}, breaker.Config{}) // the stream reports existing circuits only
 	ctx, cancel := context.WithCancel(context.Background())
-	wait, err := serveMetrics(ctx, Config{MetricsListen: addr}, slog.New(slog.DiscardHandler))
+	wait, err := serveMetrics(ctx, Config{MetricsListen: addr}, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,11 +46,11 @@ func TestQuotesThroughTheWatcher(t *testing.T) {
 
 	// The task's own port (from the watcher) is used; the URL's 8080 only
 	// names the service. Port override is covered in swarmwatcher/sd.
-	rt, stop, err := watcherTransport(watcher.URL, "http://quotes-service", byName{}, slog.New(slog.DiscardHandler))
+	rt, err := watcherTransport(watcher.URL, "http://quotes-service", byName{}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stop()
+	defer rt.Close()
 	c, err := quote.NewClient("http://quotes-service:8080", 0, 2*time.Second, rt)
 	if err != nil {
 		t.Fatal(err)
@@ -62,16 +62,16 @@ func TestQuotesThroughTheWatcher(t *testing.T) {
 }
 
 func TestQuotesWatcherDownFallsBackByName(t *testing.T) {
-	rt, stop, err := watcherTransport("http://127.0.0.1:1", "http://quotes-service:8080", byName{}, slog.New(slog.DiscardHandler))
+	rt, err := watcherTransport("http://127.0.0.1:1", "http://quotes-service:8080", byName{}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stop()
+	defer rt.Close()
 	req, _ := http.NewRequest(http.MethodGet, "http://quotes-service:8080/api/quote", nil)
 	if _, err := rt.RoundTrip(req); err == nil || err.Error() != "by name: no such host" {
 		t.Fatalf("err = %v, want the by-name transport's", err)
 	}
-	if _, _, err := watcherTransport("http://127.0.0.1:1", "::bad", byName{}, slog.New(slog.DiscardHandler)); err == nil {
+	if _, err := watcherTransport("http://127.0.0.1:1", "::bad", byName{}, slog.New(slog.DiscardHandler)); err == nil {
 		t.Fatal("a bad quotes URL was accepted")
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/goblog/goblog/internal/hostip"
 	"github.com/goblog/goblog/internal/httpserve"
 	"github.com/goblog/goblog/internal/lbclient"
+	wsd "github.com/goblog/goblog/swarmwatcher/sd"
 )
 
 // Config is everything accountservice reads from flags and environment.
@@ -61,7 +62,7 @@ func load(args []string) (Config, *conf.Set, bool, error) {
 	s.String(&c.Listen, "listen", ":6767", "address to serve on", conf.HostPort)
 	s.String(&c.DBPath, "accounts-db", "/data/accounts.db", "bbolt file holding the accounts (created and seeded when absent)", conf.NotEmpty)
 	s.URL(&c.QuotesURL, "quotes-url", "http://quotes-service:8080", "quotes-service base URL, by logical name", "http", "https")
-	s.Enum(&c.QuotesDiscovery, "quotes-discovery", "name", []string{"name", "watcher"}, "how quotes-service tasks are found: by service name (swarm balances) or watcher (round robin over the tasks the swarmwatcher reports passing)")
+	s.Enum(&c.QuotesDiscovery, "quotes-discovery", "name", []string{"name", "watcher"}, "how quotes-service tasks are found: by service name (swarm balances) or watcher (round robin over the tasks the swarmwatcher reports passing, and routing by tenant: a quote call for a request whose X-Goblog-Tenant header names a tenant goes to that tenant's quotes-service tasks, or the plain ones when it has none); either way the header is passed on to the quote call")
 	s.URL(&c.WatcherURL, "watcher-url", "http://swarmwatcher:6969", "the swarmwatcher, for -quotes-discovery watcher", "http", "https")
 	s.Int(&c.QuoteStrength, "quote-strength", 4, "strength asked of quotes-service", conf.Between(0, 10))
 	s.Duration(&c.QuoteTimeout, "quote-timeout", time.Second, "deadline of one quote call; the fallback quote is served after it", conf.AtLeast(time.Millisecond))
@@ -75,7 +76,7 @@ func load(args []string) (Config, *conf.Set, bool, error) {
 		}
 		return conf.CheckURL(v, "amqp", "amqps")
 	})
-	s.String(&c.MetricsListen, "metrics-listen", ":8181", "address of the Hystrix stream (/hystrix.stream) of the quote call's circuit breaker", conf.HostPort)
+	s.String(&c.MetricsListen, "metrics-listen", ":8181", "address of the Hystrix stream (/hystrix.stream) of the quote call's circuit breaker and of Prometheus /metrics", conf.HostPort)
 	s.Duration(&c.TokenInterval, "token-interval", 5*time.Second, "discovery token heartbeat interval", conf.AtLeast(time.Millisecond))
 	s.Duration(&c.TokenTTL, "token-ttl", 15*time.Second, "discovery token TTL: consumers forget this instance after this much silence", conf.AtLeast(time.Second))
 	debugserve.AddFlag(s, &c.DebugListen)
@@ -108,13 +109,14 @@ func run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	logger.Info("servedBy", "value", servedBy, "matched", found.Matched, "how", found.Reason)
 
 	var quotesRT http.RoundTripper = lbclient.New(lbclient.Config{})
+	var quotesDiscovery *wsd.Discovery
 	if cfg.QuotesDiscovery == "watcher" {
-		rt, stop, err := watcherTransport(cfg.WatcherURL, cfg.QuotesURL, quotesRT, logger)
+		d, err := watcherTransport(cfg.WatcherURL, cfg.QuotesURL, quotesRT, logger)
 		if err != nil {
 			return err
 		}
-		defer stop()
-		quotesRT = rt
+		defer d.Close()
+		quotesRT, quotesDiscovery = d, d
 	}
 	quotes, err := quote.NewClient(cfg.QuotesURL, cfg.QuoteStrength, cfg.QuoteTimeout, quotesRT)
 	if err != nil {
@@ -123,7 +125,8 @@ func run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	// The quote call goes through a circuit breaker (fallback quote), whose Hystrix stream
 	// turbine reads; discovery tokens announce this instance once its address is known.
 	fetcher := breaker.New(quotes, breaker.Config{Timeout: cfg.QuoteTimeout, Logger: logger})
-	waitMetrics, err := serveMetrics(ctx, cfg, logger)
+	h := api.New(api.Config{Store: st, Quotes: fetcher, ServedBy: servedBy, Testability: cfg.Testability, MaxInFlight: cfg.MaxInFlight, Logger: logger})
+	waitMetrics, err := serveMetrics(ctx, cfg, promHandler(h, quotesDiscovery), logger)
 	if err != nil {
 		return err
 	}
@@ -137,7 +140,6 @@ func run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	defer waitAnnounce()
-	h := api.New(api.Config{Store: st, Quotes: fetcher, ServedBy: servedBy, Testability: cfg.Testability, MaxInFlight: cfg.MaxInFlight, Logger: logger})
 	g, ctx := errgroup.WithContext(ctx)
 	if !found.Matched {
 		// Swarm puts a task in DNS once it is healthy; confirm the address then. It runs in

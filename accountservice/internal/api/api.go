@@ -19,6 +19,7 @@ import (
 	"github.com/goblog/goblog/accountservice/internal/quote"
 	"github.com/goblog/goblog/accountservice/internal/store"
 	"github.com/goblog/goblog/internal/jsonhttp"
+	"github.com/goblog/goblog/internal/tenant"
 )
 
 // AccountStore is what the API needs of the store.
@@ -61,6 +62,7 @@ type API struct {
 	unhealthy  atomic.Bool
 	inflight   atomic.Int64
 	overloaded atomic.Uint64
+	badTenant  atomic.Uint64
 	lastLog    atomic.Int64
 }
 
@@ -72,6 +74,10 @@ func (a *API) served() string { return *a.servedBy.Load() }
 
 // Overloaded is how many account requests were refused beyond MaxInFlight.
 func (a *API) Overloaded() uint64 { return a.overloaded.Load() }
+
+// InvalidTenants is how many account requests carried an X-Goblog-Tenant
+// header that names no tenant (ignored: not passed on).
+func (a *API) InvalidTenants() uint64 { return a.badTenant.Load() }
 
 // validID accepts what an account id can be: 1 to 19 digits.
 func validID(id string) bool {
@@ -153,12 +159,26 @@ func (a *API) getAccount(w http.ResponseWriter, r *http.Request, id string) {
 		jsonhttp.WriteError(w, http.StatusServiceUnavailable, "account store unavailable")
 		return
 	}
-	q, err := a.cfg.Quotes.Fetch(r.Context())
+	q, err := a.cfg.Quotes.Fetch(a.quoteContext(r))
 	if err != nil {
 		a.logOnce("quote fallback", "err", err)
 		q = quote.Fallback
 	}
 	jsonhttp.Write(w, http.StatusOK, &Account{ID: acc.ID, Name: acc.Name, ServedBy: a.served(), Quote: q})
+}
+
+// quoteContext is the request's context, carrying its tenant (if it names
+// one) to the quote call, which passes it on.
+func (a *API) quoteContext(r *http.Request) context.Context {
+	name, present := tenant.FromHeader(r.Header[tenant.Header])
+	switch {
+	case !present:
+		return r.Context()
+	case name == "":
+		a.badTenant.Add(1)
+		return r.Context()
+	}
+	return tenant.NewContext(r.Context(), name)
 }
 
 // logOnce logs at most one line a second: errors on the hot path come in

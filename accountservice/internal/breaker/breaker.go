@@ -159,17 +159,21 @@ func reason(err error) string {
 	return err.Error()
 }
 
-// ServeMetrics serves the Hystrix stream at /hystrix.stream on ln until ctx ends, then
+// ServeMetrics serves the Hystrix stream at /hystrix.stream (and prom, when not nil, at
+// /metrics: the service's Prometheus metrics) on ln until ctx ends, then
 // stops the stream publisher and the server. The stream is served as every goblog stream
 // is (internal/httpserve): each write has a deadline, so a reader that stops reading is
 // dropped instead of holding a goroutine forever, and open streams end at shutdown (the
 // instance has said DOWN by then).
-func ServeMetrics(ctx context.Context, ln net.Listener, log *slog.Logger) error {
+func ServeMetrics(ctx context.Context, ln net.Listener, prom http.Handler, log *slog.Logger) error {
 	stream := hystrix.NewStreamHandler()
 	stream.Start()
 	defer stream.Stop()
 	mux := http.NewServeMux()
 	mux.Handle("GET "+StreamPath, stream)
+	if prom != nil {
+		mux.Handle("GET /metrics", prom)
+	}
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"UP"}` + "\n"))

@@ -104,7 +104,7 @@ func TestStreamRaceAndStop(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- ServeMetrics(ctx, ln, nil) }()
+	go func() { served <- ServeMetrics(ctx, ln, nil, nil) }()
 
 	var wg sync.WaitGroup
 	stop := make(chan struct{})

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/goblog/goblog/internal/tenant"
 )
 
 // Quote is what quotes-service answers.
@@ -60,7 +62,8 @@ var acceptJSON = []string{"application/json"}
 // bodies are pooled read buffers for answers.
 var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// Fetch asks quotes-service for one quote.
+// Fetch asks quotes-service for one quote, for the tenant ctx carries (see
+// package tenant), if any: it is passed on in the X-Goblog-Tenant header.
 // The call is bounded by the client's timeout, or by ctx's deadline when that
 // is sooner.
 func (c *Client) Fetch(ctx context.Context) (Quote, error) {
@@ -74,6 +77,9 @@ func (c *Client) Fetch(ctx context.Context) (Quote, error) {
 		return Quote{}, fmt.Errorf("quote request: %w", err)
 	}
 	req.Header["Accept"] = acceptJSON
+	if name, ok := tenant.FromContext(ctx); ok {
+		req.Header[tenant.Header] = []string{name} // the tenant travels to the next hop
+	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		return Quote{}, fmt.Errorf("quote call: %w", err)

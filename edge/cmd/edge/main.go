@@ -18,6 +18,7 @@ import (
 	"github.com/goblog/goblog/internal/debugserve"
 	"github.com/goblog/goblog/internal/httpserve"
 	"github.com/goblog/goblog/internal/lbclient"
+	"github.com/goblog/goblog/internal/tenant"
 )
 
 // Config is everything the edge reads from flags and environment.
@@ -33,6 +34,7 @@ type Config struct {
 	UpstreamTimeout time.Duration
 	Grace           time.Duration
 	DebugListen     string
+	MetricsListen   string
 }
 
 // load reads the configuration from args and the environment; done is true
@@ -43,7 +45,7 @@ func load(args []string) (Config, *conf.Set, bool, error) {
 	s := conf.New("edge", "Proxies every request to accountservice and spreads them over its tasks (the stack's front door).")
 	s.String(&c.Listen, "listen", ":6767", "address to serve on", conf.HostPort)
 	s.URL(&target, "edge-target", "http://accountservice:6767", "where requests go, by service name", "http", "https")
-	s.Enum(&c.Discovery, "edge-discovery", "name", []string{"name", "watcher"}, "how tasks are found: by service name (the swarm balances) or watcher (round robin over the tasks the swarmwatcher reports passing)")
+	s.Enum(&c.Discovery, "edge-discovery", "name", []string{"name", "watcher"}, "how tasks are found: by service name (the swarm balances) or watcher (round robin over the tasks the swarmwatcher reports passing, and routing by tenant: a request whose "+tenant.Header+" header names a tenant goes only to that tenant's tasks, or the plain ones when it has none; by name, the header is passed on but not routed by)")
 	s.URL(&c.WatcherURL, "watcher-url", "http://swarmwatcher:6969", "the swarmwatcher, for -edge-discovery watcher", "http", "https")
 	s.String(&c.WatcherService, "watcher-service", "", "swarm service to balance over with -edge-discovery watcher (default: the -edge-target host; \"accountservice\" finds \"<stack>_accountservice\")")
 	s.Int(&c.MaxInFlight, "max-in-flight-per-task", 128, "requests one upstream task carries at once; beyond it on every task the edge answers 503 with Retry-After (0: no bound)", conf.AtLeast(0))
@@ -52,6 +54,12 @@ func load(args []string) (Config, *conf.Set, bool, error) {
 	s.Duration(&c.UpstreamTimeout, "upstream-timeout", 15*time.Second, "bound on waiting for an upstream answer's headers", conf.AtLeast(time.Millisecond))
 	s.Duration(&c.Grace, "shutdown-grace", 10*time.Second, "how long in-flight requests may finish on SIGTERM", conf.AtLeast(time.Millisecond))
 	debugserve.AddFlag(s, &c.DebugListen)
+	s.String(&c.MetricsListen, "metrics-listen", ":8181", "address serving Prometheus /metrics (the edge's answers; with -edge-discovery watcher the feed's state and the tenant routing); never publish it; empty: off", func(v string) error {
+		if v == "" {
+			return nil
+		}
+		return conf.HostPort(v)
+	})
 	done, err := s.Parse(args)
 	if done || err != nil {
 		return c, s, done, err
@@ -63,21 +71,26 @@ func load(args []string) (Config, *conf.Set, bool, error) {
 func main() { conf.Main(load, run) }
 
 func run(ctx context.Context, cfg Config, logger *slog.Logger) error {
-	h, closeTransport, err := handler(cfg, logger)
+	h, metrics, closeTransport, err := handler(cfg, logger)
 	if err != nil {
 		return err
 	}
 	defer closeTransport()
-	logger.Info("proxying", "target", cfg.Target.String(), "discovery", cfg.Discovery, "maxInFlightPerTask", cfg.MaxInFlight, "testability", cfg.Testability)
+	logger.Info("proxying", "target", cfg.Target.String(), "discovery", cfg.Discovery, "tenantRouting", cfg.Discovery == "watcher", "maxInFlightPerTask", cfg.MaxInFlight, "testability", cfg.Testability)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return httpserve.Run(ctx, httpserve.New(cfg.Listen, h), cfg.Grace, logger) })
+	if cfg.MetricsListen != "" {
+		g.Go(func() error {
+			return httpserve.Run(ctx, httpserve.New(cfg.MetricsListen, metrics), time.Second, logger)
+		})
+	}
 	g.Go(func() error { return debugserve.Run(ctx, cfg.DebugListen, logger) })
 	return g.Wait()
 }
 
-// handler is the edge: the proxy over the transport cfg asks for. close ends
-// the watcher feed, if any.
-func handler(cfg Config, logger *slog.Logger) (h http.Handler, close func(), err error) {
+// handler is the edge: the proxy over the transport cfg asks for, and its
+// metrics. close ends the watcher feed, if any.
+func handler(cfg Config, logger *slog.Logger) (h, metrics http.Handler, close func(), err error) {
 	transport := lbclient.New(lbclient.Config{
 		MaxInFlightPerTask:    cfg.MaxInFlight,
 		DialTimeout:           cfg.DialTimeout,
@@ -85,14 +98,15 @@ func handler(cfg Config, logger *slog.Logger) (h http.Handler, close func(), err
 	})
 	var rt http.RoundTripper = transport
 	close = func() {}
+	var w *upstream.Watcher
 	if cfg.Discovery == "watcher" {
-		w, err := watcherTransport(cfg, transport, logger)
-		if err != nil {
-			return nil, nil, err
+		if w, err = watcherTransport(cfg, transport, logger); err != nil {
+			return nil, nil, nil, err
 		}
 		rt, close = w, w.Close
 	}
-	return proxy.New(proxy.Config{Target: cfg.Target, Transport: rt, Testability: cfg.Testability, Logger: logger}), close, nil
+	p := proxy.New(proxy.Config{Target: cfg.Target, Transport: rt, Testability: cfg.Testability, Logger: logger})
+	return p, metricsHandler(p, w), close, nil
 }
 
 // watcherTransport balances over the target service's passing tasks as the

@@ -52,7 +52,7 @@ func TestTestabilityReachesTheProxy(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, closeTransport, err := handler(cfg, nil)
+		h, _, closeTransport, err := handler(cfg, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -32,8 +32,11 @@ type WatcherConfig struct {
 // Watcher is an http.RoundTripper that sends each request to the next of
 // the service's passing tasks (go-kit round robin, one retry on another task
 // for idempotent requests). When the watcher goes away it keeps using the
-// last set it had. It is the swarmwatcher client's one discovery
-// constructor (sd.NewDiscovery) under the edge's names.
+// last set it had. It routes by tenant: a request whose X-Goblog-Tenant
+// header names a tenant goes only to that tenant's passing tasks, or to the
+// plain ones when the tenant has none; a request without it never reaches a
+// tenant's task. It is the swarmwatcher client's one discovery constructor
+// (sd.NewDiscovery) under the edge's names.
 type Watcher = wsd.Discovery
 
 // NewWatcher connects to the watcher (waiting at most a few seconds for its

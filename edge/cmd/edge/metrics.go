@@ -1,0 +1,47 @@
+package main
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/goblog/goblog/edge/internal/proxy"
+	"github.com/goblog/goblog/edge/internal/upstream"
+	wsd "github.com/goblog/goblog/swarmwatcher/sd"
+)
+
+// metricsHandler serves the edge's metrics in Prometheus' text format: its
+// own answers (503 overloaded, 502 bad gateway) and, in watcher mode (w not
+// nil), the feed's state (edge_watcher_*: instances and whether each set is
+// the last good one kept after a failure) and the tenant routing
+// (edge_tenant_requests_total by outcome). Read at scrape time: nothing is
+// added to a request.
+func metricsHandler(p *proxy.Proxy, w *upstream.Watcher) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(proxyCollector{p})
+	if w != nil {
+		reg.MustRegister(wsd.NewCollector("edge", w))
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+var (
+	overloadedDesc = prometheus.NewDesc("edge_overloaded_total", "Requests answered 503 because every upstream task carried its bound of requests in flight.", nil, nil)
+	badGatewayDesc = prometheus.NewDesc("edge_bad_gateway_total", "Requests answered 502: no upstream task answered.", nil, nil)
+)
+
+type proxyCollector struct{ p *proxy.Proxy }
+
+func (c proxyCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- overloadedDesc
+	ch <- badGatewayDesc
+}
+
+func (c proxyCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.p.Stats()
+	ch <- prometheus.MustNewConstMetric(overloadedDesc, prometheus.CounterValue, float64(st.Overloaded))
+	ch <- prometheus.MustNewConstMetric(badGatewayDesc, prometheus.CounterValue, float64(st.BadGateway))
+}
