@@ -11,13 +11,21 @@ import (
 
 // Paths of turbine's HTTP API.
 const (
-	PathStream    = "/turbine.stream" // SSE aggregate; ?cluster=<service> narrows it
+	PathStream    = "/turbine.stream" // SSE aggregate; ?cluster= narrows it (see QueryCluster)
 	PathInstances = "/api/instances"
 	PathStats     = "/api/stats"
 	PathHealth    = "/health" // readiness: 200 only while subscribed to the broker
 	PathLive      = "/-/live" // liveness: 200 while the process serves HTTP
-	QueryCluster  = "cluster" // the query parameter naming one service
-	DefaultPort   = 8282
+	// QueryCluster is the query parameter (on / and PathStream) selecting the instances to
+	// aggregate: "<service>" every instance of the service (its plain tasks and every
+	// tenant's), "<service>@<tenant>" only that tenant's, "<service>@" only the plain ones,
+	// "@<tenant>" every service's instances of that tenant; absent or "" every instance.
+	// A tenant is the goblog.tenant label of the instance's swarm service, as the
+	// swarmwatcher reports it.
+	QueryCluster = "cluster"
+	// ClusterTenantSep separates service and tenant in QueryCluster.
+	ClusterTenantSep = "@"
+	DefaultPort      = 8282
 )
 
 // Instance is one element of GET /api/instances: an instance a discovery token announced.
@@ -31,8 +39,12 @@ type Instance struct {
 	// StreamConnected is true while turbine reads the instance's metrics stream.
 	StreamConnected bool `json:"streamConnected"`
 	// Verified is true when the swarmwatcher last reported the address as a running task of
-	// the service. Turbine never dials an unverified instance.
+	// the service (of its plain swarm service or a tenant's). Turbine never dials an
+	// unverified instance.
 	Verified bool `json:"verified"`
+	// Tenant is the tenant of the verified task's swarm service (its goblog.tenant label, as
+	// the swarmwatcher reports it, never as the token claims), "" for a plain one.
+	Tenant string `json:"tenant,omitempty"`
 	// Protected is true while the registry keeps the instance although it fell silent
 	// (self-preservation), when the registry reports it.
 	Protected bool `json:"protected"`
@@ -78,10 +90,13 @@ type StreamStats struct {
 
 // WatcherStats says how the swarmwatcher answered turbine's verification queries.
 type WatcherStats struct {
-	Queries     uint64    `json:"queries"`   // requests sent (cache misses)
-	Errors      uint64    `json:"errors"`    // requests that failed
-	CacheHits   uint64    `json:"cacheHits"` // answers served from the short cache
-	CacheFull   uint64    `json:"cacheFull"` // times the cache hit its size cap and was flushed
+	Queries   uint64 `json:"queries"`   // requests sent (cache misses)
+	Errors    uint64 `json:"errors"`    // requests that failed
+	CacheHits uint64 `json:"cacheHits"` // answers served from the short cache
+	CacheFull uint64 `json:"cacheFull"` // times the cache hit its size cap and was flushed
+	// BadTenants counts running tasks the watcher reported with a tenant that is no valid
+	// tenant name; they stay unverified.
+	BadTenants  uint64    `json:"badTenants"`
 	LastError   string    `json:"lastError,omitempty"`
 	LastSuccess time.Time `json:"lastSuccess,omitzero"`
 }

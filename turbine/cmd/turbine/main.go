@@ -32,6 +32,9 @@ type Config struct {
 	ExpiryInterval time.Duration
 	Grace          time.Duration
 	DebugListen    string
+	// SelfPreservation: when the registry keeps silent instances (see
+	// discoverytoken.SelfPreservation).
+	SelfPreservation discoverytoken.SelfPreservation
 }
 
 // load reads the configuration from args and the environment; done is true
@@ -39,7 +42,10 @@ type Config struct {
 func load(args []string) (Config, *conf.Set, bool, error) {
 	c := Config{Config: turbine.DefaultConfig()}
 	d := c.Config
-	s := conf.New("turbine", fmt.Sprintf("Aggregates the Hystrix streams of the instances announced on the AMQP exchange %q.", discoverytoken.Exchange))
+	s := conf.New("turbine", fmt.Sprintf("Aggregates the Hystrix streams of the instances announced on the AMQP exchange %q, "+
+		"each verified as a running task by the swarmwatcher, which also says its tenant. "+
+		"?cluster= on / and /turbine.stream narrows the aggregate: <service> (plain and every tenant), "+
+		"<service>@<tenant>, <service>@ (plain only), @<tenant> (every service).", discoverytoken.Exchange))
 	s.String(&c.Listen, "listen", ":8282", "HTTP listen address", conf.HostPort)
 	s.String(&c.AMQPURL, "amqp-url", "", "RabbitMQ carrying the discovery tokens, amqp://user:password@host:port/ (required; the stack hands it over as a secret through AMQP_URL_FILE)", func(v string) error {
 		if v == "" {
@@ -55,7 +61,7 @@ func load(args []string) (Config, *conf.Set, bool, error) {
 	s.Duration(&c.ExpiryInterval, "expiry-interval", 250*time.Millisecond, "how often silent instances are checked against their TTL", conf.AtLeast(10*time.Millisecond))
 	s.Duration(&c.Grace, "shutdown-grace", 5*time.Second, "how long in-flight requests may finish on SIGTERM (streams end at once)", conf.AtLeast(time.Millisecond))
 	s.URL(&c.WatcherURL, "watcher-url", d.WatcherURL, "swarmwatcher whose running tasks verify the tokens' addresses", "http", "https")
-	s.String(&c.Stack, "stack", d.Stack, "stack prefix of the swarm service names", conf.NotEmpty)
+	s.String(&c.Stack, "stack", d.Stack, "stack prefix of the swarm service names (a watcher without tenants is asked for <stack>_<service>)", conf.NotEmpty)
 	s.Duration(&c.VerifyInterval, "verify-interval", d.VerifyInterval, "how often unverified instances are checked again; the watcher's answer is cached as long", conf.AtLeast(time.Millisecond))
 	s.Duration(&c.WatcherTimeout, "watcher-timeout", d.WatcherTimeout, "deadline of one watcher query", conf.AtLeast(time.Millisecond))
 	s.Int(&c.MaxStreams, "max-streams", d.MaxStreams, "instance streams at most at once", conf.AtLeast(1))
@@ -70,6 +76,16 @@ func load(args []string) (Config, *conf.Set, bool, error) {
 	s.Int(&c.MaxClients, "max-clients", d.MaxClients, "/turbine.stream clients at most", conf.AtLeast(1))
 	s.Int(&c.MaxClusters, "max-clusters", d.MaxClusters, "distinct ?cluster= aggregates per round", conf.AtLeast(1))
 	s.Duration(&c.WriteTimeout, "write-timeout", d.WriteTimeout, "deadline of one JSON answer or stream round", conf.AtLeast(time.Millisecond))
+	sp := &c.SelfPreservation
+	s.Bool(&sp.Disabled, "no-self-preservation", false, "evict every instance after its TTL, even while the broker is away or most instances fall silent at once")
+	s.Float64(&sp.Share, "protect-share", discoverytoken.DefaultProtectShare, "self-preservation: keep silent instances when more than this share of all instances fall silent at once", func(v float64) error {
+		if !(v > 0 && v < 1) {
+			return errors.New("want a fraction between 0 and 1, exclusive")
+		}
+		return nil
+	})
+	s.Int(&sp.Min, "protect-min", discoverytoken.DefaultProtectMin, "self-preservation: the fewest silent instances that count as falling silent at once", conf.AtLeast(1))
+	s.Duration(&sp.MaxProtection, "protect-max", discoverytoken.DefaultMaxProtection, "self-preservation: the longest a silent instance is kept while the broker subscription is up (an outage of the broker itself evicts nobody)", conf.AtLeast(time.Second))
 	debugserve.AddFlag(s, &c.DebugListen)
 	done, err := s.Parse(args)
 	if !done && err == nil && c.AMQPURL == "" {
@@ -88,7 +104,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	verifier := turbine.NewWatcherVerifier(cfg.WatcherURL, cfg.Stack, cfg.VerifyInterval, cfg.WatcherTimeout)
 	streams := turbine.NewStreams(cfg.Config, agg, verifier, log)
 	hub := turbine.NewHub(agg, cfg.EmitInterval, cfg.MaxClusters)
-	reg := discoverytoken.NewRegistry(discoverytoken.RegistryConfig{OnEvent: func(ev discoverytoken.Event) {
+	reg := discoverytoken.NewRegistry(discoverytoken.RegistryConfig{SelfPreservation: cfg.SelfPreservation, OnEvent: func(ev discoverytoken.Event) {
 		log.Info("instance "+string(ev.Type), "instanceId", ev.Instance.InstanceID, "service", ev.Instance.Service,
 			"address", ev.Instance.HostPort(), "reason", ev.Reason)
 		streams.HandleEvent(ev)

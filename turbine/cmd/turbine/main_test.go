@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/goblog/goblog/discoverytoken"
 )
 
 func TestLoad(t *testing.T) {
@@ -25,6 +27,23 @@ func TestLoad(t *testing.T) {
 	if c, _, _, err := load([]string{"-emit-interval", "500ms", "-max-streams", "3"}); err != nil || c.AMQPURL != "amqp://u:p@broker:5673/" ||
 		c.EmitInterval != 500*time.Millisecond || c.ExpiryInterval != 250*time.Millisecond || c.WatcherURL != "http://watcher.example:7000" || c.MaxStreams != 3 {
 		t.Fatalf("env and flags: %+v %v", c, err)
+	}
+	if c.SelfPreservation != (discoverytoken.SelfPreservation{Share: 0.5, Min: 3, MaxProtection: 10 * time.Minute}) {
+		t.Fatalf("self-preservation defaults: %+v", c.SelfPreservation)
+	}
+	t.Setenv("PROTECT_MAX", "90s")
+	if c, _, _, err := load([]string{"-protect-share", "0.3", "-protect-min", "5"}); err != nil ||
+		c.SelfPreservation != (discoverytoken.SelfPreservation{Share: 0.3, Min: 5, MaxProtection: 90 * time.Second}) {
+		t.Fatalf("self-preservation settings: %+v %v", c.SelfPreservation, err)
+	}
+	if c, _, _, err := load([]string{"-no-self-preservation"}); err != nil || !c.SelfPreservation.Disabled {
+		t.Fatalf("-no-self-preservation: %+v %v", c.SelfPreservation, err)
+	}
+	t.Setenv("PROTECT_MAX", "")
+	for _, bad := range [][]string{{"-protect-share", "1"}, {"-protect-share", "0"}, {"-protect-share", "NaN"}, {"-protect-min", "0"}, {"-protect-max", "10ms"}} {
+		if _, _, _, err := load(bad); err == nil {
+			t.Errorf("load(%v) accepted", bad)
+		}
 	}
 	for _, bad := range [][]string{{"-listen", "8282"}, {"-amqp-url", ""}, {"-emit-interval", "1ms"}, {"-log-format", "xml"}, {"-nope"},
 		{"-max-streams", "0"}, {"-watcher-url", "swarmwatcher"}, {"-verify-interval", "0s"}, {"-max-line", "10"},

@@ -10,6 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/goblog/goblog/internal/tenant"
+	"github.com/goblog/goblog/turbine/api"
 )
 
 // maxNameLen bounds a sample's type plus name.
@@ -64,9 +67,9 @@ type entry struct {
 // Host is one instance's place in the aggregator; its pointer identifies one connection's
 // generation, so a stream that was removed cannot add data back.
 type Host struct {
-	id, service string
-	samples     map[key]entry
-	bytes       int
+	id, service, tenant string
+	samples             map[key]entry
+	bytes               int
 }
 
 // Aggregator keeps the latest sample of every (type, name) from every connected host and
@@ -96,10 +99,10 @@ func NewAggregator(maxKeys, maxBytes int) *Aggregator {
 	return &Aggregator{maxKeys: maxKeys, maxBytes: maxBytes, hosts: map[string]*Host{}}
 }
 
-// AddHost starts a new generation for instance id of service, dropping data of any
-// previous one.
-func (a *Aggregator) AddHost(id, service string) *Host {
-	h := &Host{id: id, service: service, samples: map[key]entry{}}
+// AddHost starts a new generation for instance id of service and tenant ("" for a plain
+// instance), dropping data of any previous one.
+func (a *Aggregator) AddHost(id, service, tenant string) *Host {
+	h := &Host{id: id, service: service, tenant: tenant, samples: map[key]entry{}}
 	a.mu.Lock()
 	a.hosts[id] = h
 	a.mu.Unlock()
@@ -162,14 +165,44 @@ func (a *Aggregator) Keys() int {
 	return len(seen)
 }
 
-// Snapshot returns the aggregate of the hosts of cluster (a service; "" means every host),
-// one Sample per (type, name), sorted by type then name.
-func (a *Aggregator) Snapshot(cluster string) []Sample {
+// Cluster selects the hosts an aggregate covers; ParseCluster reads it from the
+// ?cluster= syntax (api.QueryCluster). The zero value selects every host.
+type Cluster struct {
+	Service string // "" means every service
+	// Tenant is the tenant selected when ByTenant ("" then means the plain hosts only);
+	// without ByTenant every tenant's hosts and the plain ones are selected.
+	Tenant   string
+	ByTenant bool
+}
+
+// ParseCluster reads "<service>", "<service>@<tenant>", "<service>@" (plain only) or
+// "@<tenant>" (every service). A tenant part that is no tenant name (letters, digits and
+// '-', at most 32) is an error; so is "@" alone.
+func ParseCluster(s string) (Cluster, error) {
+	service, ten, by := strings.Cut(s, api.ClusterTenantSep)
+	switch {
+	case !by:
+		return Cluster{Service: s}, nil
+	case ten == "" && service == "":
+		return Cluster{}, errors.New("cluster: \"@\" names neither a service nor a tenant")
+	case ten != "" && !tenant.Valid(ten):
+		return Cluster{}, fmt.Errorf("cluster: tenant %q: want 1 to %d letters, digits or '-'", ten, tenant.MaxLen)
+	}
+	return Cluster{Service: service, Tenant: ten, ByTenant: true}, nil
+}
+
+func (c Cluster) has(h *Host) bool {
+	return (c.Service == "" || h.service == c.Service) && (!c.ByTenant || h.tenant == c.Tenant)
+}
+
+// Snapshot returns the aggregate of the hosts cluster selects, one Sample per (type, name),
+// sorted by type then name.
+func (a *Aggregator) Snapshot(cluster Cluster) []Sample {
 	a.mu.Lock()
 	byKey := map[key][]Sample{}
 	for _, id := range sortedHostIDs(a.hosts) {
 		h := a.hosts[id]
-		if cluster != "" && h.service != cluster {
+		if !cluster.has(h) {
 			continue
 		}
 		for k, e := range h.samples {

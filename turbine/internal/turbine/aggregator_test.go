@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -65,7 +66,7 @@ func TestAggregateRecordedSamples(t *testing.T) {
 	ok := loadSamples(t, "testdata/host-ok.stream")           // 20 successes, circuit closed
 	failing := loadSamples(t, "testdata/host-failing.stream") // 5 failures, 15 short-circuited, open
 	agg := NewAggregator(0, 0)
-	h1, h2, h3 := agg.AddHost("h1", "accountservice"), agg.AddHost("h2", "accountservice"), agg.AddHost("h3", "accountservice")
+	h1, h2, h3 := agg.AddHost("h1", "accountservice", ""), agg.AddHost("h2", "accountservice", ""), agg.AddHost("h3", "accountservice", "")
 	for _, s := range ok {
 		mustUpdate(t, agg, h1, s)
 		mustUpdate(t, agg, h2, s)
@@ -74,7 +75,7 @@ func TestAggregateRecordedSamples(t *testing.T) {
 		mustUpdate(t, agg, h3, s)
 	}
 
-	snap := agg.Snapshot("")
+	snap := agg.Snapshot(Cluster{})
 	if len(snap) != 2 {
 		t.Fatalf("%d aggregated samples, want HystrixCommand and HystrixThreadPool", len(snap))
 	}
@@ -121,7 +122,7 @@ func TestAggregateRecordedSamples(t *testing.T) {
 
 	// Removing a host takes its contribution out at once.
 	agg.RemoveHost(h3)
-	cmd = find(t, agg.Snapshot(""), "HystrixCommand")
+	cmd = find(t, agg.Snapshot(Cluster{}), "HystrixCommand")
 	if r, n := num(t, cmd, "reportingHosts"), num(t, cmd, "requestCount"); r != 2 || n != 40 {
 		t.Fatalf("after removing h3: reportingHosts %v requestCount %v, want 2 and 40", r, n)
 	}
@@ -131,39 +132,39 @@ func TestAggregateRecordedSamples(t *testing.T) {
 
 	// A newer sample from a host replaces its older one (no double counting).
 	mustUpdate(t, agg, h1, ok[0])
-	if n := num(t, find(t, agg.Snapshot(""), "HystrixCommand"), "requestCount"); n != 40 {
+	if n := num(t, find(t, agg.Snapshot(Cluster{}), "HystrixCommand"), "requestCount"); n != 40 {
 		t.Fatalf("re-sent sample counted twice: requestCount %v", n)
 	}
 
 	// A host of an older generation cannot add data back.
 	agg.RemoveHost(h2)
 	old := h2
-	agg.AddHost("h2", "accountservice")
+	agg.AddHost("h2", "accountservice", "")
 	if agg.Update(old, ok[0], 100) == nil {
 		t.Fatal("a removed host's stream updated the aggregate")
 	}
-	if r := num(t, find(t, agg.Snapshot(""), "HystrixCommand"), "reportingHosts"); r != 1 {
+	if r := num(t, find(t, agg.Snapshot(Cluster{}), "HystrixCommand"), "reportingHosts"); r != 1 {
 		t.Fatalf("reportingHosts %v, want 1 (only h1 has data)", r)
 	}
 
 	// Everything out: nothing to report.
 	agg.RemoveHost(h1)
 	agg.ClearHost(h3) // unknown: ignored
-	if snap := agg.Snapshot(""); len(snap) != 0 {
+	if snap := agg.Snapshot(Cluster{}); len(snap) != 0 {
 		t.Fatalf("empty aggregator reports %v", snap)
 	}
 }
 
 func TestAggregateSnapshotMarshals(t *testing.T) {
 	agg := NewAggregator(0, 0)
-	h := agg.AddHost("h", "x")
+	h := agg.AddHost("h", "x", "")
 	s, err := ParseSample([]byte(`{"type":"HystrixCommand","name":"x","a":1.5,"b":1e400,"c":null,"d":[1,2]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	mustUpdate(t, agg, h, s)
-	mustUpdate(t, agg, agg.AddHost("h2", "x"), s)
-	for _, out := range agg.Snapshot("") {
+	mustUpdate(t, agg, agg.AddHost("h2", "x", ""), s)
+	for _, out := range agg.Snapshot(Cluster{}) {
 		if _, err := json.Marshal(out); err != nil {
 			t.Fatalf("aggregate does not marshal: %v", err)
 		}
@@ -196,14 +197,28 @@ func sample(t *testing.T, typ, name string, requests int) Sample {
 
 func TestAggregateOneCluster(t *testing.T) {
 	agg := NewAggregator(0, 0)
-	mustUpdate(t, agg, agg.AddHost("a1", "accountservice"), sample(t, "HystrixCommand", "quotes", 10))
-	mustUpdate(t, agg, agg.AddHost("a2", "accountservice"), sample(t, "HystrixCommand", "quotes", 5))
-	mustUpdate(t, agg, agg.AddHost("q1", "quotes-service"), sample(t, "HystrixCommand", "quotes", 100))
+	mustUpdate(t, agg, agg.AddHost("a1", "accountservice", ""), sample(t, "HystrixCommand", "quotes", 10))
+	mustUpdate(t, agg, agg.AddHost("a2", "accountservice", ""), sample(t, "HystrixCommand", "quotes", 5))
+	mustUpdate(t, agg, agg.AddHost("c1", "accountservice", "canary"), sample(t, "HystrixCommand", "quotes", 1000))
+	mustUpdate(t, agg, agg.AddHost("q1", "quotes-service", ""), sample(t, "HystrixCommand", "quotes", 100))
+	mustUpdate(t, agg, agg.AddHost("qc", "quotes-service", "canary"), sample(t, "HystrixCommand", "quotes", 20000))
 	for _, c := range []struct {
 		cluster       string
 		hosts, counts float64
-	}{{"", 3, 115}, {"accountservice", 2, 15}, {"quotes-service", 1, 100}} {
-		snap := agg.Snapshot(c.cluster)
+	}{
+		{"", 5, 21115},
+		{"accountservice", 3, 1015}, // plain and every tenant
+		{"accountservice@canary", 1, 1000},
+		{"accountservice@", 2, 15}, // plain only
+		{"quotes-service", 2, 20100},
+		{"quotes-service@", 1, 100},
+		{"@canary", 2, 21000}, // every service's canary
+	} {
+		cl, err := ParseCluster(c.cluster)
+		if err != nil {
+			t.Fatalf("ParseCluster(%q): %v", c.cluster, err)
+		}
+		snap := agg.Snapshot(cl)
 		if len(snap) != 1 {
 			t.Fatalf("cluster %q: %d samples", c.cluster, len(snap))
 		}
@@ -211,14 +226,42 @@ func TestAggregateOneCluster(t *testing.T) {
 			t.Errorf("cluster %q: reportingHosts %v requestCount %v, want %v and %v", c.cluster, h, n, c.hosts, c.counts)
 		}
 	}
-	if snap := agg.Snapshot("nobody"); len(snap) != 0 {
-		t.Errorf("unknown cluster aggregates %v", snap)
+	for _, nobody := range []string{"nobody", "accountservice@shadow", "@shadow", "nobody@canary"} {
+		cl, err := ParseCluster(nobody)
+		if err != nil {
+			t.Fatalf("ParseCluster(%q): %v", nobody, err)
+		}
+		if snap := agg.Snapshot(cl); len(snap) != 0 {
+			t.Errorf("cluster %q aggregates %v", nobody, snap)
+		}
+	}
+}
+
+func TestParseCluster(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want Cluster
+	}{
+		{"", Cluster{}},
+		{"accountservice", Cluster{Service: "accountservice"}},
+		{"accountservice@canary", Cluster{Service: "accountservice", Tenant: "canary", ByTenant: true}},
+		{"accountservice@", Cluster{Service: "accountservice", ByTenant: true}},
+		{"@team-7", Cluster{Tenant: "team-7", ByTenant: true}},
+	} {
+		if got, err := ParseCluster(c.in); err != nil || got != c.want {
+			t.Errorf("ParseCluster(%q) = %+v, %v; want %+v", c.in, got, err, c.want)
+		}
+	}
+	for _, bad := range []string{"@", "a@b@c", "a@canary!", "@" + strings.Repeat("x", 33), "a@ca nary", "@é"} {
+		if got, err := ParseCluster(bad); err == nil {
+			t.Errorf("ParseCluster(%q) = %+v, want an error", bad, got)
+		}
 	}
 }
 
 func TestAggregatorBoundsEachHost(t *testing.T) {
 	agg := NewAggregator(2, 1000)
-	h := agg.AddHost("h", "x")
+	h := agg.AddHost("h", "x", "")
 	if err := agg.Update(h, sample(t, "HystrixCommand", "a", 1), 100); err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +278,7 @@ func TestAggregatorBoundsEachHost(t *testing.T) {
 	if err := agg.Update(h, sample(t, "HystrixCommand", "b", 2), 200); !errors.Is(err, ErrTooManyBytes) {
 		t.Fatalf("over the byte budget: %v, want ErrTooManyBytes", err)
 	}
-	if got := num(t, agg.Snapshot("")[0], "requestCount"); got != 2 {
+	if got := num(t, agg.Snapshot(Cluster{})[0], "requestCount"); got != 2 {
 		t.Errorf("a's requestCount %v, want the replacement's 2", got)
 	}
 	if agg.Keys() != 2 {

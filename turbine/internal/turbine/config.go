@@ -19,7 +19,8 @@ type Config struct {
 	// WatcherURL is the swarmwatcher whose task list verifies the tokens' claims.
 	WatcherURL string
 	// Stack is the stack prefix of swarm service names: a token of service "x" is checked
-	// against the watcher's service "<Stack>_x".
+	// against every swarm service whose logical name is "x" (the watcher's ?logical=), or,
+	// with a watcher that predates tenants, against "<Stack>_x" alone.
 	Stack string
 	// VerifyInterval is how often unverified instances are checked again (and the watcher's
 	// answer is cached for as long).

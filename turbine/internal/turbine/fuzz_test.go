@@ -63,7 +63,7 @@ func FuzzConsume(f *testing.F) {
 		cfg.MaxLine, cfg.MaxKeysPerHost, cfg.MaxBytesPerHost = 4<<10, 4, 8<<10
 		agg := NewAggregator(cfg.MaxKeysPerHost, cfg.MaxBytesPerHost)
 		s := NewStreams(cfg, agg, verifyAll(), nil)
-		h := agg.AddHost("h", "x")
+		h := agg.AddHost("h", "x", "")
 		_ = s.consume(strings.NewReader(string(stream)), h, func() {}, func() {})
 		agg.mu.Lock()
 		keys, bytes := len(h.samples), h.bytes
@@ -71,7 +71,7 @@ func FuzzConsume(f *testing.F) {
 		if keys > cfg.MaxKeysPerHost || bytes > cfg.MaxBytesPerHost {
 			t.Fatalf("host holds %d keys, %d bytes; bounds %d, %d", keys, bytes, cfg.MaxKeysPerHost, cfg.MaxBytesPerHost)
 		}
-		for _, out := range agg.Snapshot("") {
+		for _, out := range agg.Snapshot(Cluster{}) {
 			if _, err := json.Marshal(out); err != nil {
 				t.Fatalf("aggregate does not marshal: %v", err)
 			}

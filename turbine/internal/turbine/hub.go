@@ -23,7 +23,7 @@ type Hub struct {
 
 	mu     sync.Mutex
 	next   chan struct{} // closed at the next tick
-	frames map[string][]byte
+	frames map[Cluster][]byte
 	done   chan struct{}
 
 	aggregations, capped atomic.Uint64
@@ -33,7 +33,7 @@ type Hub struct {
 func NewHub(agg *Aggregator, interval time.Duration, maxClusters int) *Hub {
 	return &Hub{
 		agg: agg, interval: interval, maxClusters: maxClusters,
-		next: make(chan struct{}), frames: map[string][]byte{}, done: make(chan struct{}),
+		next: make(chan struct{}), frames: map[Cluster][]byte{}, done: make(chan struct{}),
 	}
 }
 
@@ -64,10 +64,10 @@ func (h *Hub) Tick() {
 	h.next = make(chan struct{})
 }
 
-// Frame returns this round's encoded aggregate of cluster ("" for every host) and a
-// channel closed when the next round starts. The frame is computed on the round's first
-// call and shared afterwards; callers must not modify it.
-func (h *Hub) Frame(cluster string) ([]byte, <-chan struct{}, error) {
+// Frame returns this round's encoded aggregate of cluster (the zero Cluster for every host)
+// and a channel closed when the next round starts. The frame is computed on the round's
+// first call and shared afterwards; callers must not modify it.
+func (h *Hub) Frame(cluster Cluster) ([]byte, <-chan struct{}, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if f, ok := h.frames[cluster]; ok {

@@ -25,6 +25,7 @@ var (
 	descAggs       = prometheus.NewDesc("turbine_aggregations_total", "Aggregates computed (once per round and cluster).", nil, nil)
 	descClusters   = prometheus.NewDesc("turbine_clusters_capped_total", "Cluster aggregates refused beyond the per-round cap.", nil, nil)
 	descWatcher    = prometheus.NewDesc("turbine_watcher_queries_total", "Queries to the swarmwatcher, by outcome.", []string{"outcome"}, nil)
+	descBadTenants = prometheus.NewDesc("turbine_watcher_bad_tenants_total", "Running tasks the swarmwatcher reported with an invalid tenant name (left unverified).", nil, nil)
 )
 
 func (c statsCollector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
@@ -55,4 +56,5 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descWatcher, s.Watcher.Queries-min(s.Watcher.Errors, s.Watcher.Queries), "ok")
 	counter(descWatcher, s.Watcher.Errors, "error")
 	counter(descWatcher, s.Watcher.CacheHits, "cached")
+	counter(descBadTenants, s.Watcher.BadTenants)
 }

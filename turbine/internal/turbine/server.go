@@ -69,7 +69,7 @@ var web embed.FS
 // to its own origin.
 const contentSecurity = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-// maxClusterLen bounds ?cluster= (a service name of the token contract).
+// maxClusterLen bounds ?cluster= (a service name of the token contract, and a tenant).
 const maxClusterLen = 255
 
 // NewHandler returns turbine's HTTP API: the dashboard at /, /turbine.stream,
@@ -153,7 +153,7 @@ func (s *server) instances() []api.Instance {
 		out = append(out, api.Instance{
 			InstanceID: in.InstanceID, Service: in.Service, Address: in.Address, Port: in.Port,
 			State: string(in.State), LastSeen: in.LastSeen.UTC(), StreamConnected: st.Connected,
-			Verified: st.Verified, Protected: protected[in.InstanceID], Dials: st.Dials,
+			Verified: st.Verified, Tenant: st.Tenant, Protected: protected[in.InstanceID], Dials: st.Dials,
 		})
 	}
 	return out
@@ -184,9 +184,14 @@ func (s *server) stats() api.Stats {
 // stream sends the hub's shared aggregate every round as server-sent events, one `data:`
 // line per (type, name), and a ping comment when there is nothing to send.
 func (s *server) stream(w http.ResponseWriter, r *http.Request) {
-	cluster := r.URL.Query().Get(api.QueryCluster)
-	if len(cluster) > maxClusterLen || !utf8.ValidString(cluster) {
+	raw := r.URL.Query().Get(api.QueryCluster)
+	if len(raw) > maxClusterLen || !utf8.ValidString(raw) {
 		jsonhttp.WriteError(w, http.StatusBadRequest, "cluster: at most 255 bytes of UTF-8")
+		return
+	}
+	cluster, err := ParseCluster(raw)
+	if err != nil {
+		jsonhttp.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if n := s.streaming.Add(1); n > int64(s.cfg.MaxClients) {

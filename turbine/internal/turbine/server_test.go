@@ -38,7 +38,7 @@ func TestServer(t *testing.T) {
 				Service: "accountservice", InstanceID: id, TTLSeconds: 15, Timestamp: time.Now()})
 		}
 		agg := NewAggregator(0, 0)
-		host := agg.AddHost("a", "accountservice")
+		host := agg.AddHost("a", "accountservice", "")
 		for _, s := range loadSamples(t, "testdata/host-ok.stream") {
 			mustUpdate(t, agg, host, s)
 		}
@@ -91,7 +91,7 @@ func TestServer(t *testing.T) {
 			rec := get("/metrics")
 			So(rec.Code, ShouldEqual, http.StatusOK)
 			for _, m := range []string{`turbine_stream_cut_total{bound="max_line"}`, `turbine_stream_refused_total{reason="unverified"}`,
-				"turbine_discovery_instances 2", "turbine_stream_clients_refused_total"} {
+				"turbine_discovery_instances 2", "turbine_stream_clients_refused_total", "turbine_discovery_instances_protected", "turbine_watcher_bad_tenants_total 0"} {
 				So(rec.Body.String(), ShouldContainSubstring, m)
 			}
 		})
@@ -160,6 +160,35 @@ func TestServer(t *testing.T) {
 			So(bad.Code, ShouldEqual, http.StatusBadRequest)
 		})
 
+		Convey("?cluster=<service>@<tenant> selects a tenant: the plain instance is not in the canary's aggregate", func() {
+			srv := httptest.NewServer(handler)
+			defer srv.Close()
+			first := func(cluster string) string {
+				resp, err := srv.Client().Get(srv.URL + api.PathStream + "?cluster=" + cluster)
+				So(err, ShouldBeNil)
+				So(resp.StatusCode, ShouldEqual, http.StatusOK)
+				line, err := bufio.NewReader(resp.Body).ReadString('\n')
+				So(err, ShouldBeNil)
+				resp.Body.Close()
+				// MaxClients is 2: let this client leave before the next one comes.
+				waitFor(t, "the client leaves", func() bool {
+					var st api.Stats
+					_ = json.Unmarshal(get(api.PathStats).Body.Bytes(), &st)
+					return st.Clients.Streaming == 0
+				})
+				return line
+			}
+			So(first("accountservice@canary"), ShouldEqual, ": ping\n")
+			So(first("@canary"), ShouldEqual, ": ping\n")
+			So(first("accountservice@"), ShouldStartWith, "data: ") // plain only: host a
+			So(first("accountservice"), ShouldStartWith, "data: ")
+			for _, bad := range []string{"@", "accountservice@not%20a%20tenant", "accountservice@a@b", "@" + strings.Repeat("t", 33)} {
+				rec := get(api.PathStream + "?cluster=" + bad)
+				So(rec.Code, ShouldEqual, http.StatusBadRequest)
+				So(rec.Body.String(), ShouldContainSubstring, "cluster")
+			}
+		})
+
 		Convey("clients beyond MaxClients get 503, and a freed place is reused", func() {
 			srv := httptest.NewServer(handler)
 			defer srv.Close()
@@ -197,12 +226,12 @@ func TestServer(t *testing.T) {
 
 func TestHubAggregatesOncePerTickForEveryClient(t *testing.T) {
 	agg := NewAggregator(0, 0)
-	mustUpdate(t, agg, agg.AddHost("a", "accountservice"), sample(t, "HystrixCommand", "q", 1))
+	mustUpdate(t, agg, agg.AddHost("a", "accountservice", ""), sample(t, "HystrixCommand", "q", 1))
 	hub := NewHub(agg, time.Hour, 2)
 	before := hub.Aggregations()
 	var first []byte
 	for range 50 { // fifty clients in one round
-		f, _, err := hub.Frame("")
+		f, _, err := hub.Frame(Cluster{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -216,8 +245,8 @@ func TestHubAggregatesOncePerTickForEveryClient(t *testing.T) {
 	if n := hub.Aggregations() - before; n != 1 {
 		t.Fatalf("%d aggregations for 50 clients in one round, want 1", n)
 	}
-	_, next, _ := hub.Frame("accountservice")
-	if _, _, err := hub.Frame("third"); err == nil || hub.ClustersCapped() != 1 {
+	_, next, _ := hub.Frame(Cluster{Service: "accountservice"})
+	if _, _, err := hub.Frame(Cluster{Service: "accountservice", ByTenant: true}); err == nil || hub.ClustersCapped() != 1 {
 		t.Fatalf("a third cluster in a round of cap 2: %v (capped %d)", err, hub.ClustersCapped())
 	}
 	hub.Tick()
@@ -226,7 +255,7 @@ func TestHubAggregatesOncePerTickForEveryClient(t *testing.T) {
 	default:
 		t.Fatal("Tick did not wake the waiting clients")
 	}
-	if _, _, err := hub.Frame(""); err != nil || hub.Aggregations()-before != 3 {
+	if _, _, err := hub.Frame(Cluster{}); err != nil || hub.Aggregations()-before != 3 {
 		t.Fatalf("next round: %v, %d aggregations", err, hub.Aggregations()-before)
 	}
 }

@@ -55,6 +55,7 @@ type Streams struct {
 type instance struct {
 	inst     discoverytoken.Instance
 	verified bool
+	tenant   string // as the verifier last said
 	capped   bool
 	st       *stream
 	dials    atomic.Uint64
@@ -70,6 +71,7 @@ type stream struct {
 type InstanceStatus struct {
 	Connected bool
 	Verified  bool
+	Tenant    string // the tenant the verifier reported ("" for a plain instance)
 	Dials     uint64
 }
 
@@ -116,6 +118,11 @@ func (s *Streams) Add(inst discoverytoken.Instance) {
 	}
 	s.insts[inst.InstanceID] = &instance{inst: inst}
 	s.mu.Unlock()
+	s.wakeUp()
+}
+
+// wakeUp makes Run reconcile soon.
+func (s *Streams) wakeUp() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
@@ -167,7 +174,7 @@ func (s *Streams) reconcile(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		ok, err := s.verifier.RunningTask(ctx, in.inst.Service, in.inst.Address)
+		pl, err := s.verifier.RunningTask(ctx, in.inst.Service, in.inst.Address)
 		if err != nil {
 			// The source of truth is away: dial nothing new this round.
 			s.watcherDown.Add(1)
@@ -179,8 +186,8 @@ func (s *Streams) reconcile(ctx context.Context) {
 			s.mu.Unlock()
 			continue // removed or replaced meanwhile
 		}
-		in.verified = ok
-		if !ok {
+		in.verified, in.tenant = pl.Running, pl.Tenant
+		if !pl.Running {
 			s.mu.Unlock()
 			s.unverified.Add(1)
 			continue
@@ -195,7 +202,7 @@ func (s *Streams) reconcile(ctx context.Context) {
 			continue
 		}
 		sctx, cancel := context.WithCancel(ctx)
-		st := &stream{host: s.agg.AddHost(in.inst.InstanceID, in.inst.Service), cancel: cancel}
+		st := &stream{host: s.agg.AddHost(in.inst.InstanceID, in.inst.Service, in.tenant), cancel: cancel}
 		in.st, in.capped = st, false
 		s.active++
 		s.wg.Add(1)
@@ -236,8 +243,8 @@ func (s *Streams) run(ctx context.Context, in *instance, st *stream) {
 	for first := true; ctx.Err() == nil; first = false {
 		if !first {
 			// Every reconnect is a new dial: the claim is checked again.
-			ok, err := s.verifier.RunningTask(ctx, in.inst.Service, in.inst.Address)
-			if err != nil || !ok {
+			pl, err := s.verifier.RunningTask(ctx, in.inst.Service, in.inst.Address)
+			if err != nil || !pl.Running {
 				if err != nil {
 					s.watcherDown.Add(1)
 				} else {
@@ -247,6 +254,16 @@ func (s *Streams) run(ctx context.Context, in *instance, st *stream) {
 					s.mu.Unlock()
 				}
 				log.Info("not reconnecting: address not verified", "err", err)
+				return
+			}
+			if pl.Tenant != st.host.tenant {
+				// The service's tenant label changed: reconcile starts a new stream (and
+				// aggregator host) under the watcher's tenant.
+				log.Info("tenant changed; restarting the stream", "was", st.host.tenant, "now", pl.Tenant)
+				s.mu.Lock()
+				in.tenant = pl.Tenant
+				s.mu.Unlock()
+				s.wakeUp()
 				return
 			}
 		}
@@ -376,7 +393,7 @@ func (s *Streams) Status() map[string]InstanceStatus {
 	defer s.mu.Unlock()
 	out := make(map[string]InstanceStatus, len(s.insts))
 	for id, in := range s.insts {
-		out[id] = InstanceStatus{Connected: in.st != nil && in.st.connected.Load(), Verified: in.verified, Dials: in.dials.Load()}
+		out[id] = InstanceStatus{Connected: in.st != nil && in.st.connected.Load(), Verified: in.verified, Tenant: in.tenant, Dials: in.dials.Load()}
 	}
 	return out
 }

@@ -30,22 +30,24 @@ func testConfig() Config {
 	return c
 }
 
-// fakeVerifier verifies every address in ok; err, when set, is the watcher being away.
+// fakeVerifier verifies every address in ok; err, when set, is the watcher being away;
+// tenants names the tenant of an address.
 type fakeVerifier struct {
-	mu  sync.Mutex
-	ok  map[string]bool
-	err error
+	mu      sync.Mutex
+	ok      map[string]bool
+	tenants map[string]string
+	err     error
 }
 
 func verifyAll() *fakeVerifier { return &fakeVerifier{} }
 
-func (f *fakeVerifier) RunningTask(_ context.Context, _, address string) (bool, error) {
+func (f *fakeVerifier) RunningTask(_ context.Context, _, address string) (Placement, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
-		return false, f.err
+		return Placement{}, f.err
 	}
-	return f.ok == nil || f.ok[address], nil
+	return Placement{Running: f.ok == nil || f.ok[address], Tenant: f.tenants[address]}, nil
 }
 
 func (f *fakeVerifier) set(ok map[string]bool, err error) {
@@ -120,7 +122,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func reporting(agg *Aggregator) int {
-	for _, s := range agg.Snapshot("") {
+	for _, s := range agg.Snapshot(Cluster{}) {
 		if s["type"] == "HystrixCommand" {
 			n, _ := strconv.Atoi(string(s["reportingHosts"].(json.Number)))
 			return n
@@ -175,6 +177,61 @@ func TestStreamsFollowTheRegistry(t *testing.T) {
 	waitFor(t, "one stream active", func() bool { return s.Stats().Active == 1 })
 }
 
+// TestStreamsRecordTheWatchersTenant: an instance of a tenant's swarm service streams under
+// the tenant the verifier reports, so ?cluster=<service>@<tenant> aggregates it and the plain
+// cluster does not.
+func TestStreamsRecordTheWatchersTenant(t *testing.T) {
+	plain, _ := hystrixServer(t, "testdata/host-ok.stream")
+	// The canary listens on another loopback address, so the fake verifier tells them apart.
+	raw, err := os.ReadFile("testdata/host-ok.stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.3:0")
+	if err != nil {
+		t.Fatalf("listen on 127.0.0.3: %v", err)
+	}
+	canary := &httptest.Server{Listener: ln, Config: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = w.Write(raw)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	})}}
+	canary.Start()
+	t.Cleanup(func() { canary.CloseClientConnections(); canary.Close() })
+	agg := NewAggregator(0, 0)
+	canaryInst := instanceFor(t, "c", canary.URL)
+	v := &fakeVerifier{tenants: map[string]string{"127.0.0.3": "canary"}}
+	s := startStreams(t, testConfig(), agg, v)
+	s.Add(instanceFor(t, "p", plain.URL))
+	s.Add(canaryInst)
+	waitFor(t, "both streams connect and report", func() bool {
+		c := s.Connected()
+		return c["p"] && c["c"] && reporting(agg) == 2
+	})
+	if st := s.Status(); st["c"].Tenant != "canary" || st["p"].Tenant != "" {
+		t.Fatalf("status %+v, want c of tenant canary, p plain", st)
+	}
+	hosts := func(cluster string) int {
+		cl, err := ParseCluster(cluster)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sm := range agg.Snapshot(cl) {
+			if sm["type"] == "HystrixCommand" {
+				n, _ := strconv.Atoi(string(sm["reportingHosts"].(json.Number)))
+				return n
+			}
+		}
+		return 0
+	}
+	for cluster, want := range map[string]int{"accountservice": 2, "accountservice@canary": 1, "accountservice@": 1, "@canary": 1, "@shadow": 0} {
+		if got := hosts(cluster); got != want {
+			t.Errorf("cluster %q: reportingHosts %d, want %d", cluster, got, want)
+		}
+	}
+}
+
 func TestStreamsRetryWhileTheInstanceLives(t *testing.T) {
 	var calls atomic.Int32
 	flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -212,8 +269,11 @@ func TestStreamsDropAHungConnection(t *testing.T) {
 	waitFor(t, "the idle watchdog drops it", func() bool { return !s.Connected()["a"] })
 }
 
-// fakeWatcher serves /api/services with the given running task addresses of
-// goblog_accountservice (and a task of another service), and counts the queries.
+// fakeWatcher serves /api/services?logical=<name> as the swarmwatcher does: for
+// accountservice, its plain service goblog_accountservice with the given running task
+// addresses and a shut-down task, and its canary goblog_accountservice-canary (tenant canary)
+// with one running task at 10.7.7.7; another service's task is in the answer too (like a
+// watcher that ignores the filter). It counts the queries.
 func fakeWatcher(t *testing.T, running ...string) (*httptest.Server, *atomic.Int32, *atomic.Bool) {
 	t.Helper()
 	var queries atomic.Int32
@@ -224,7 +284,7 @@ func fakeWatcher(t *testing.T, running ...string) (*httptest.Server, *atomic.Int
 			http.Error(w, "engine unreachable", http.StatusServiceUnavailable)
 			return
 		}
-		if r.URL.Path != "/api/services" || r.URL.Query().Get("service") != "goblog_accountservice" {
+		if r.URL.Path != "/api/services" || r.URL.Query().Get("logical") == "" || r.URL.Query().Has("service") {
 			http.Error(w, "unexpected query "+r.URL.String(), http.StatusBadRequest)
 			return
 		}
@@ -233,9 +293,14 @@ func fakeWatcher(t *testing.T, running ...string) (*httptest.Server, *atomic.Int
 			tasks = append(tasks, fmt.Sprintf(`{"id":"t-%s","state":"running","desiredState":"running","address":%q,"port":6767,"health":"passing"}`, a, a))
 		}
 		tasks = append(tasks, `{"id":"t-old","state":"shutdown","desiredState":"shutdown","address":"10.9.9.9"}`)
-		// Like a watcher without ?service=: other services are in the answer too.
-		fmt.Fprintf(w, `[{"id":"s1","name":"goblog_accountservice","replicas":{"desired":1,"running":1},"tasks":[%s]},
-			{"id":"s2","name":"goblog_quotes-service","replicas":{"desired":1,"running":1},"tasks":[{"id":"q","state":"running","address":"10.8.8.8"}]}]`,
+		fmt.Fprintf(w, `[{"id":"s1","name":"goblog_accountservice","logical":"accountservice","replicas":{"desired":1,"running":1},"tasks":[%s]},
+			{"id":"s3","name":"goblog_accountservice-canary","logical":"accountservice","tenant":"canary","replicas":{"desired":1,"running":1},
+			 "tasks":[{"id":"c","state":"running","address":"10.7.7.7","tenant":"canary"}]},
+			{"id":"s4","name":"goblog_accountservice-bad","logical":"accountservice","tenant":"no good","replicas":{"desired":1,"running":1},
+			 "tasks":[{"id":"b","state":"running","address":"10.6.6.6","tenant":"no good"}]},
+			{"id":"s5","name":"other_accountservice","logical":"accountservice","replicas":{"desired":1,"running":1},
+			 "tasks":[{"id":"o","state":"running","address":"10.5.5.5"}]},
+			{"id":"s2","name":"goblog_quotes-service","logical":"quotes-service","replicas":{"desired":1,"running":1},"tasks":[{"id":"q","state":"running","address":"10.8.8.8"}]}]`,
 			strings.Join(tasks, ","))
 	}))
 	t.Cleanup(srv.Close)
@@ -250,27 +315,33 @@ func TestWatcherVerifier(t *testing.T) {
 	ctx := context.Background()
 	for _, c := range []struct {
 		addr string
-		want bool
+		want Placement
 	}{
-		{"127.0.0.1", true},
-		{"10.0.0.5", true},  // the same address spelled another way
-		{"10.9.9.9", false}, // a task, but not running
-		{"10.8.8.8", false}, // a running task of another service
-		{"169.254.169.254", false},
+		{"127.0.0.1", Placement{Running: true}},
+		{"10.0.0.5", Placement{Running: true}},                   // the same address spelled another way
+		{"10.7.7.7", Placement{Running: true, Tenant: "canary"}}, // the canary version, its tenant the watcher's
+		{"10.9.9.9", Placement{}},                                // a task, but not running
+		{"10.8.8.8", Placement{}},                                // a running task of another service
+		{"10.6.6.6", Placement{}},                                // a tenant that is no tenant name
+		{"10.5.5.5", Placement{}},                                // another stack's accountservice
+		{"169.254.169.254", Placement{}},
 	} {
 		got, err := v.RunningTask(ctx, "accountservice", c.addr)
 		if err != nil || got != c.want {
-			t.Errorf("RunningTask(%s) = %v, %v; want %v", c.addr, got, err, c.want)
+			t.Errorf("RunningTask(%s) = %+v, %v; want %+v", c.addr, got, err, c.want)
 		}
 	}
 	if q := queries.Load(); q != 1 {
-		t.Fatalf("%d watcher queries for five checks within the cache TTL, want 1", q)
+		t.Fatalf("%d watcher queries for eight checks within the cache TTL, want 1", q)
+	}
+	if st := v.Stats(); st.BadTenants != 1 {
+		t.Fatalf("stats %+v, want the invalid tenant counted once", st)
 	}
 	before := v.Stats()
 	down.Store(true)
 	now = now.Add(2 * time.Hour)
-	if ok, err := v.RunningTask(ctx, "accountservice", "127.0.0.1"); err == nil || ok {
-		t.Fatalf("watcher down: %v, %v; want an error", ok, err)
+	if pl, err := v.RunningTask(ctx, "accountservice", "127.0.0.1"); err == nil || pl.Running {
+		t.Fatalf("watcher down: %+v, %v; want an error", pl, err)
 	}
 	if after := v.Stats(); after.Errors != before.Errors+1 || after.LastError == "" {
 		t.Fatalf("watcher stats after an error: %+v (before %+v)", after, before)
@@ -282,19 +353,34 @@ func TestWatcherVerifier(t *testing.T) {
 	}
 }
 
+// TestWatcherVerifierWithoutTenants: a watcher from before tenants ignores ?logical= and
+// answers every service without logical names; the plain service is then the only version.
+func TestWatcherVerifierWithoutTenants(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `[{"id":"s1","name":"goblog_accountservice","tasks":[{"id":"a","state":"running","address":"10.0.0.1"}]},
+			{"id":"s2","name":"goblog_accountservice-canary","tasks":[{"id":"c","state":"running","address":"10.0.0.2"}]},
+			{"id":"s3","name":"other_accountservice","tasks":[{"id":"o","state":"running","address":"10.0.0.3"}]}]`)
+	}))
+	defer srv.Close()
+	v := NewWatcherVerifier(srv.URL, "goblog", time.Hour, time.Second)
+	for addr, want := range map[string]bool{"10.0.0.1": true, "10.0.0.2": false, "10.0.0.3": false} {
+		if pl, err := v.RunningTask(context.Background(), "accountservice", addr); err != nil || pl.Running != want || pl.Tenant != "" {
+			t.Errorf("RunningTask(%s) = %+v, %v; want running %v, no tenant", addr, pl, err, want)
+		}
+	}
+}
+
 func TestWatcherVerifierCacheIsBounded(t *testing.T) {
 	srv, _, _ := fakeWatcher(t)
 	v := NewWatcherVerifier(srv.URL, "goblog", time.Hour, time.Second)
 	for i := range maxCachedServices + 1 {
-		// Unknown services answer 400 from the fake: use the real one but vary the stack.
-		v.stack = fmt.Sprintf("s%d", i)
-		_, _ = v.RunningTask(context.Background(), "accountservice", "10.0.0.1")
+		_, _ = v.RunningTask(context.Background(), fmt.Sprintf("s%d", i), "10.0.0.1")
 	}
 	v.mu.Lock()
 	n := len(v.cache)
 	v.mu.Unlock()
-	if n > maxCachedServices {
-		t.Fatalf("cache holds %d services, cap %d", n, maxCachedServices)
+	if st := v.Stats(); n > maxCachedServices || st.CacheFull != 1 {
+		t.Fatalf("cache holds %d services, cap %d; stats %+v", n, maxCachedServices, st)
 	}
 }
 
@@ -459,7 +545,7 @@ func TestStreamsCutAHostileStream(t *testing.T) {
 
 func TestConsumeStopsAtTheEnd(t *testing.T) {
 	s := NewStreams(testConfig(), NewAggregator(0, 0), verifyAll(), nil)
-	h := s.agg.AddHost("h", "x")
+	h := s.agg.AddHost("h", "x", "")
 	err := s.consume(strings.NewReader("data: {\"type\":\"a\",\"name\":\"b\"}\n\n"), h, func() {}, func() {})
 	if !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("consume = %v, want the end of the stream", err)

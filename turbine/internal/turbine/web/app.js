@@ -201,6 +201,17 @@ function protectedCell(p) {
   return td;
 }
 
+// selects reports whether instance i belongs to cluster c, in the ?cluster= syntax of
+// turbine's API: "svc" (plain and every tenant), "svc@tenant", "svc@" (plain only),
+// "@tenant" (every service), "" (everything).
+function selects(c, i) {
+  if (!c) return true;
+  const at = c.indexOf("@");
+  if (at < 0) return i.service === c;
+  const svc = c.slice(0, at);
+  return (svc === "" || i.service === svc) && String(i.tenant || "") === c.slice(at + 1);
+}
+
 async function refreshInstances() {
   let list;
   try {
@@ -216,11 +227,13 @@ async function refreshInstances() {
   const services = new Set();
   for (const i of list) {
     services.add(String(i.service));
-    if (cluster && i.service !== cluster) continue;
+    if (i.tenant) services.add(String(i.service) + "@" + String(i.tenant));
+    if (!selects(cluster, i)) continue;
     const tr = el("tr", { class: "instance" });
     tr.dataset.verified = String(!!i.verified);
     tr.dataset.protected = String(!!i.protected);
-    tr.append(cell(i.instanceId), cell(i.service), cell(i.address + ":" + i.port), cell(!!i.verified),
+    tr.dataset.tenant = String(i.tenant || "");
+    tr.append(cell(i.instanceId), cell(i.service), cell(i.tenant || "-"), cell(i.address + ":" + i.port), cell(!!i.verified),
       cell(i.streamConnected ? "connected" : "not connected"), protectedCell(!!i.protected), cell(i.lastSeen));
     rows.push(tr);
   }
