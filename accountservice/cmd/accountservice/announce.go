@@ -16,7 +16,7 @@ import (
 
 // serveMetrics serves the quote circuit's Hystrix stream on cfg.MetricsListen until ctx
 // ends. The returned wait blocks until the server has stopped.
-func serveMetrics(ctx context.Context, cfg Config, logger *slog.Logger) (wait func(), err error) {
+func serveMetrics(ctx context.Context, cfg Config, b *breaker.Breaker, logger *slog.Logger) (wait func(), err error) {
 	ln, err := net.Listen("tcp", cfg.MetricsListen)
 	if err != nil {
 		return nil, err
@@ -25,7 +25,7 @@ func serveMetrics(ctx context.Context, cfg Config, logger *slog.Logger) (wait fu
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := breaker.ServeMetrics(ctx, ln, logger); err != nil {
+		if err := b.ServeMetrics(ctx, ln, logger); err != nil {
 			logger.Error("hystrix stream server", "err", err)
 		}
 	}()

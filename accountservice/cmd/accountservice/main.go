@@ -123,7 +123,7 @@ func run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	// The quote call goes through a circuit breaker (fallback quote), whose Hystrix stream
 	// turbine reads; discovery tokens announce this instance once its address is known.
 	fetcher := breaker.New(quotes, breaker.Config{Timeout: cfg.QuoteTimeout, Logger: logger})
-	waitMetrics, err := serveMetrics(ctx, cfg, logger)
+	waitMetrics, err := serveMetrics(ctx, cfg, fetcher, logger)
 	if err != nil {
 		return err
 	}
