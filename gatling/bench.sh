@@ -32,7 +32,7 @@ current replica count, and prints the P11 table (about a minute).
 
 It changes swarm state (creates and removes the service goblog-bench-hello,
 scales goblog_accountservice and restores it), so on a shared engine run it
-under the team's lock:  flock /tmp/goblog-docker.lock gatling/bench.sh
+under the team's lock:  flock /tmp/goblog-engine.lock gatling/bench.sh
 It cleans up after itself, also on Ctrl-C. Takes about 5 minutes.
 
 Flags:

@@ -18,7 +18,7 @@ import (
 // serveMetrics serves the quote circuit's Hystrix stream and prom (Prometheus /metrics, nil:
 // none) on cfg.MetricsListen until ctx ends. The returned wait blocks until the server has
 // stopped.
-func serveMetrics(ctx context.Context, cfg Config, prom http.Handler, logger *slog.Logger) (wait func(), err error) {
+func serveMetrics(ctx context.Context, cfg Config, b *breaker.Breaker, prom http.Handler, logger *slog.Logger) (wait func(), err error) {
 	ln, err := net.Listen("tcp", cfg.MetricsListen)
 	if err != nil {
 		return nil, err
@@ -27,7 +27,7 @@ func serveMetrics(ctx context.Context, cfg Config, prom http.Handler, logger *sl
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := breaker.ServeMetrics(ctx, ln, prom, logger); err != nil {
+		if err := b.ServeMetrics(ctx, ln, prom, logger); err != nil {
 			logger.Error("hystrix stream server", "err", err)
 		}
 	}()

@@ -68,9 +68,9 @@ func TestServeMetrics(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	breaker.New(fakeQuote{}, breaker.Config{}) // the stream reports existing circuits only
+	b := breaker.New(fakeQuote{}, breaker.Config{})
 	ctx, cancel := context.WithCancel(context.Background())
-	wait, err := serveMetrics(ctx, Config{MetricsListen: addr}, nil, slog.New(slog.DiscardHandler))
+	wait, err := serveMetrics(ctx, Config{MetricsListen: addr}, b, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

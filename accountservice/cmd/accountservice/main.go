@@ -126,7 +126,7 @@ func run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	// turbine reads; discovery tokens announce this instance once its address is known.
 	fetcher := breaker.New(quotes, breaker.Config{Timeout: cfg.QuoteTimeout, Logger: logger})
 	h := api.New(api.Config{Store: st, Quotes: fetcher, ServedBy: servedBy, Testability: cfg.Testability, MaxInFlight: cfg.MaxInFlight, Logger: logger})
-	waitMetrics, err := serveMetrics(ctx, cfg, promHandler(h, quotesDiscovery), logger)
+	waitMetrics, err := serveMetrics(ctx, cfg, fetcher, promHandler(h, quotesDiscovery), logger)
 	if err != nil {
 		return err
 	}

@@ -134,4 +134,3 @@ func TestTenantPassedOnByName(t *testing.T) {
 		t.Fatalf("quote %q, want no header", got)
 	}
 }
-

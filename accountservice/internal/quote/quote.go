@@ -30,10 +30,12 @@ var Fallback = Quote{Text: "May the source be with you, always.", IPAddress: "ci
 
 const maxBody = 64 << 10
 
-// Client fetches quotes. HTTP is exported so tests can intercept it.
+// Client fetches quotes. HTTP is exported so tests can intercept it: Fetch
+// sends through HTTP.Transport itself (no redirects are followed: the quote
+// call has none), so http.Client's per-call bookkeeping stays off the hot path.
 type Client struct {
 	HTTP    *http.Client
-	url     string
+	url     *url.URL // parsed once; each request gets a copy
 	timeout time.Duration
 }
 
@@ -54,7 +56,13 @@ func NewClient(baseURL string, strength int, timeout time.Duration, rt http.Roun
 	u.RawQuery = "strength=" + strconv.Itoa(strength)
 	// The deadline is the request's context (Fetch): http.Client.Timeout would add
 	// a second timer per call.
-	return &Client{HTTP: &http.Client{Transport: rt}, url: u.String(), timeout: timeout}, nil
+	// Parsed again from its text: JoinPath leaves "api/quote" without its leading
+	// slash when the base has no path, which String mends and a request line
+	// built from the URL itself would not.
+	if u, err = url.Parse(u.String()); err != nil {
+		return nil, fmt.Errorf("quotes URL %q: %w", baseURL, err)
+	}
+	return &Client{HTTP: &http.Client{Transport: rt}, url: u, timeout: timeout}, nil
 }
 
 var acceptJSON = []string{"application/json"}
@@ -72,15 +80,23 @@ func (c *Client) Fetch(ctx context.Context) (Quote, error) {
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "", nil)
 	if err != nil {
 		return Quote{}, fmt.Errorf("quote request: %w", err)
 	}
+	// A copy of the URL parsed once (NewRequest would parse it per call): a
+	// copy, since a transport may change the request's URL.
+	u := *c.url
+	req.URL, req.Host = &u, u.Host
 	req.Header["Accept"] = acceptJSON
 	if name, ok := tenant.FromContext(ctx); ok {
 		req.Header[tenant.Header] = []string{name} // the tenant travels to the next hop
 	}
-	resp, err := c.HTTP.Do(req)
+	rt := c.HTTP.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	resp, err := rt.RoundTrip(req)
 	if err != nil {
 		return Quote{}, fmt.Errorf("quote call: %w", err)
 	}
