@@ -45,8 +45,8 @@ func (t Thresholds) Validate() error {
 type Tracker struct {
 	th        Thresholds
 	health    Health
-	passes    int // passes in a row
-	failures  int // non-passes in a row
+	passes    int      // passes in a row
+	failures  int      // non-passes in a row
 	history   []Record // a ring of the latest results
 	next      int      // ring position
 	hasResult bool
