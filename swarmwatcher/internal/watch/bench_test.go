@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/client"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/goblog/goblog/swarmwatcher/internal/probe"
 	"github.com/goblog/goblog/swarmwatcher/internal/swarm"
@@ -187,6 +188,32 @@ func BenchmarkProbeSchedule10000Tasks(b *testing.B) {
 	st := bs.fakes.stats(b, false, time.Time{})
 	b.ReportMetric(float64(rounds.Microseconds())/1000/float64(b.N), "ms/probe-round")
 	b.ReportMetric(float64(st.MaxGap.Microseconds())/1000, "max-gap-ms")
+	p99, worst := latenessBounds(b, bs.w)
+	b.ReportMetric(p99, "lateness-p99-le-ms")
+	b.ReportMetric(worst, "lateness-max-le-ms")
 	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N), "cpu-ms/probe-round")
 	reportMemory(b, bs)
+}
+
+// latenessBounds reads the swarmwatcher_probe_lateness_seconds histogram:
+// the upper bounds (ms) of the buckets holding the 99th percentile and the
+// latest probe (-1: beyond the last bucket).
+func latenessBounds(b *testing.B, w *Watcher) (p99, worst float64) {
+	var m dto.Metric
+	if err := w.m.probeLateness.Write(&m); err != nil {
+		b.Fatal(err)
+	}
+	h := m.GetHistogram()
+	n := h.GetSampleCount()
+	p99, worst = -1, -1
+	for _, bk := range h.GetBucket() {
+		if p99 < 0 && float64(bk.GetCumulativeCount()) >= 0.99*float64(n) {
+			p99 = bk.GetUpperBound() * 1000
+		}
+		if bk.GetCumulativeCount() == n {
+			worst = bk.GetUpperBound() * 1000
+			break
+		}
+	}
+	return p99, worst
 }

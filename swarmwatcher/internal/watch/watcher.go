@@ -521,14 +521,16 @@ func (w *Watcher) collect(which probeWhich) *batch {
 
 // run probes a batch and records the results.
 func (w *Watcher) run(ctx context.Context, b *batch) {
-	for _, d := range b.dues {
-		if !d.IsZero() {
-			w.m.probeLateness.Observe(max(b.start.Sub(d), 0).Seconds())
-		}
-	}
 	results := w.checker.CheckAll(ctx, b.urls)
 	if ctx.Err() != nil {
 		return
+	}
+	// A probe's lateness runs from its turn to its start (r.At), which
+	// includes its wait for a slot in the batch.
+	for i, d := range b.dues {
+		if !d.IsZero() {
+			w.m.probeLateness.Observe(max(results[i].At.Sub(d), 0).Seconds())
+		}
 	}
 	now := w.cfg.Now()
 	w.m.roundDuration.Observe(now.Sub(b.start).Seconds())
