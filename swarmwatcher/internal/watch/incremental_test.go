@@ -308,6 +308,7 @@ type hangingChecker struct {
 	release chan struct{}
 	mu      sync.Mutex
 	probed  map[string]int
+	now     func() time.Time
 }
 
 func (h *hangingChecker) CheckAll(ctx context.Context, urls []string) []probe.Result {
@@ -319,7 +320,7 @@ func (h *hangingChecker) CheckAll(ctx context.Context, urls []string) []probe.Re
 		h.mu.Lock()
 		h.probed[u]++
 		h.mu.Unlock()
-		out[i] = probe.Result{At: time.Now(), Outcome: probe.Pass, Code: 200}
+		out[i] = probe.Result{At: h.now(), Outcome: probe.Pass, Code: 200}
 	}
 	return out
 }
@@ -335,7 +336,7 @@ func (h *hangingChecker) count(u string) int {
 // flight is never taken into a second batch.
 func TestAHangingBatchDelaysOnlyItself(t *testing.T) {
 	h := newHarness(t)
-	hc := &hangingChecker{hang: map[string]bool{"http://10.0.1.7:6767/health": true}, release: make(chan struct{}), probed: map[string]int{}}
+	hc := &hangingChecker{hang: map[string]bool{"http://10.0.1.7:6767/health": true}, release: make(chan struct{}), probed: map[string]int{}, now: h.clock.Now}
 	h.w.checker = hc
 	h.w.cfg.ProbeInterval = time.Second
 	ctx := context.Background()
@@ -373,5 +374,48 @@ func TestAHangingBatchDelaysOnlyItself(t *testing.T) {
 	}
 	if b := h.w.collect(allTasks); b == nil || len(b.ids) != 3 {
 		t.Errorf("after both batches: %v free to probe, want all 3", b)
+	}
+}
+
+// lateChecker passes every URL, its probes starting late by after.
+type lateChecker struct {
+	now   func() time.Time
+	after time.Duration
+}
+
+func (c lateChecker) CheckAll(_ context.Context, urls []string) []probe.Result {
+	out := make([]probe.Result, len(urls))
+	for i := range out {
+		out[i] = probe.Result{At: c.now().Add(c.after), Outcome: probe.Pass, Code: 200}
+	}
+	return out
+}
+
+// A probe that started late (it waited for a slot in its batch) is next due
+// on its phase after its own start, not after its batch's: it is not due
+// again at once.
+func TestALateProbeKeepsItsPhaseAfterItsStart(t *testing.T) {
+	h := newHarness(t)
+	h.w.cfg.ProbeInterval = time.Second
+	h.w.checker = lateChecker{now: h.clock.Now, after: 2500 * time.Millisecond}
+	ctx := context.Background()
+	_ = h.w.Refresh(ctx)
+	due := h.clock.Now()
+	h.w.mu.Lock()
+	for _, ps := range h.w.trackers {
+		ps.due = due
+	}
+	h.w.mu.Unlock()
+	b := h.w.collect(dueOnly)
+	if b == nil {
+		t.Fatal("no task due")
+	}
+	h.w.run(ctx, b)
+	h.w.mu.Lock()
+	defer h.w.mu.Unlock()
+	for id, ps := range h.w.trackers {
+		if want := due.Add(3 * time.Second); !ps.due.Equal(want) {
+			t.Errorf("%s next due %v after its turn, want %v (its phase after its start, 2.5 s late)", id, ps.due.Sub(due), want.Sub(due))
+		}
 	}
 }
