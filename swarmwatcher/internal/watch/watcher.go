@@ -551,15 +551,7 @@ func (w *Watcher) run(ctx context.Context, b *batch) {
 			continue // the task left while it was probed
 		}
 		ps.inFlight = false
-		// The next turn follows the probe's own start, which waited for a
-		// slot in the batch: when CPU or slots are short, a task probed
-		// late keeps its phase after it rather than being due again at
-		// once (which fed the backlog).
-		start := b.start
-		if r.At.After(start) {
-			start = r.At
-		}
-		ps.due = nextDue(b.ids[i], b.dues[i], start, w.cfg.ProbeInterval)
+		ps.due = nextDue(b.ids[i], b.dues[i], b.start, w.cfg.ProbeInterval)
 		before := ps.tr.Health()
 		ps.history = nil
 		if after := ps.tr.Record(r); after != before {
