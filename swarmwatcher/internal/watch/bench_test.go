@@ -166,7 +166,7 @@ func BenchmarkProbeSchedule10000Tasks(b *testing.B) {
 	const services, tasksPer = 200, 50
 	bs := newBenchSwarm(b, services, tasksPer)
 	ctx, cancel := context.WithCancel(context.Background())
-	bs.w.Probe(ctx, true) // every task's first probe, at once
+	bs.w.Probe(ctx, true)                // every task's first probe, at once
 	bs.fakes.stats(b, true, time.Time{}) // counts from zero
 	done := make(chan struct{})
 	go func() { bs.w.probeLoop(ctx); close(done) }()

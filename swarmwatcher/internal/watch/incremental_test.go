@@ -376,4 +376,3 @@ func TestAHangingBatchDelaysOnlyItself(t *testing.T) {
 		t.Errorf("after both batches: %v free to probe, want all 3", b)
 	}
 }
-
