@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -94,6 +95,11 @@ func New(cfg Config) (*Prober, error) {
 	return &Prober{cfg: cfg, dial: dial, sem: make(chan struct{}, cfg.Concurrency)}, nil
 }
 
+// readers are the probes' read buffers (1 KiB: a health answer's headers
+// and body fit), reused: a fresh one per probe was a third of the bytes a
+// probe round allocated (profiled).
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 1<<10) }}
+
 // Check probes url once: one GET on a connection of its own, closed after
 // the answer. It never takes longer than the configured timeout (or ctx,
 // whichever ends first), reads at most MaxBody of body and at most 16 KiB
@@ -143,7 +149,12 @@ func (p *Prober) Check(ctx context.Context, rawURL string) Result {
 	}
 	// Everything the probe reads from the connection is bounded: headers,
 	// and the body cap with room for chunk framing.
-	br := bufio.NewReaderSize(io.LimitReader(conn, maxHeaderBytes+2*p.cfg.MaxBody), 1<<10)
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(io.LimitReader(conn, maxHeaderBytes+2*p.cfg.MaxBody))
+	defer func() {
+		br.Reset(nil) // holds no connection while pooled
+		readers.Put(br)
+	}()
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
 		res.Err = reason(ctxErr(ctx, err), p.cfg.Timeout)
@@ -206,26 +217,35 @@ func isTimeout(err error) bool {
 // CheckAll probes every URL and returns the results in the same order. At
 // most Concurrency probes are in flight, across all CheckAll calls running
 // at once; calls waiting for a slot get them in turn.
+//
+// A call runs at most Concurrency workers, each taking the next URL and a
+// slot for it: a goroutine per probe grew its stack through the dial on
+// every probe (profiled: 6% of a 10,000-task round's CPU).
 func (p *Prober) CheckAll(ctx context.Context, urls []string) []Result {
 	out := make([]Result, len(urls))
-	sem := p.sem
-	var wg sync.WaitGroup
-	for i, u := range urls {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			for j := i; j < len(urls); j++ {
-				out[j] = Result{At: p.cfg.Now(), Outcome: Fail, Err: "canceled"}
+	var next atomic.Int64 // the next URL to take
+	worker := func() {
+		for {
+			i := int(next.Add(1)) - 1
+			if i >= len(urls) {
+				return
 			}
-			wg.Wait()
-			return out
+			select {
+			case p.sem <- struct{}{}:
+			case <-ctx.Done():
+				out[i] = Result{At: p.cfg.Now(), Outcome: Fail, Err: "canceled"}
+				continue
+			}
+			out[i] = p.Check(ctx, urls[i])
+			<-p.sem
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			out[i] = p.Check(ctx, u)
-		}()
+	}
+	var wg sync.WaitGroup
+	for range min(len(urls), p.cfg.Concurrency) - 1 {
+		wg.Go(worker)
+	}
+	if len(urls) > 0 {
+		worker() // this goroutine is one of them
 	}
 	wg.Wait()
 	return out

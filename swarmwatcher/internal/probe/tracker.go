@@ -45,26 +45,27 @@ func (t Thresholds) Validate() error {
 type Tracker struct {
 	th        Thresholds
 	health    Health
-	passes    int // passes in a row
-	failures  int // non-passes in a row
-	history   []Result
-	next      int // ring position
+	passes    int      // passes in a row
+	failures  int      // non-passes in a row
+	history   []Record // a ring of the latest results
+	next      int      // ring position
 	hasResult bool
 	last      Result
 }
 
 // NewTracker returns a Tracker in state starting.
 func NewTracker(th Thresholds) *Tracker {
-	return &Tracker{th: th, health: Starting, history: make([]Result, 0, th.History)}
+	return &Tracker{th: th, health: Starting, history: make([]Record, 0, th.History)}
 }
 
 // Record adds a result and returns the new health.
 func (t *Tracker) Record(r Result) Health {
 	t.last, t.hasResult = r, true
+	rec := Compact(r)
 	if len(t.history) < t.th.History {
-		t.history = append(t.history, r)
+		t.history = append(t.history, rec)
 	} else {
-		t.history[t.next] = r
+		t.history[t.next] = rec
 		t.next = (t.next + 1) % t.th.History
 	}
 	if r.Outcome == Pass {
@@ -97,8 +98,8 @@ func (t *Tracker) ConsecutiveFailures() int { return t.failures }
 func (t *Tracker) Last() (Result, bool) { return t.last, t.hasResult }
 
 // History returns a copy of the kept results, oldest first.
-func (t *Tracker) History() []Result {
-	out := make([]Result, 0, len(t.history))
+func (t *Tracker) History() []Record {
+	out := make([]Record, 0, len(t.history))
 	if len(t.history) < t.th.History {
 		return append(out, t.history...)
 	}

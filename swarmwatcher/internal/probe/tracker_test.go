@@ -59,11 +59,11 @@ func TestTrackerHistoryKeepsTheLatestInOrder(t *testing.T) {
 		tr.Record(Result{At: t0.Add(time.Duration(i) * time.Second), Outcome: Pass, Code: 200 + i})
 	}
 	h := tr.History()
-	if len(h) != 3 || h[0].Code != 202 || h[1].Code != 203 || h[2].Code != 204 {
+	if len(h) != 3 || h[0].Result().Code != 202 || h[1].Result().Code != 203 || h[2].Result().Code != 204 {
 		t.Fatalf("history = %+v, want the last three oldest first", h)
 	}
-	h[0].Code = 999
-	if tr.History()[0].Code == 999 {
+	h[0] = Compact(Result{Code: 999})
+	if tr.History()[0].Result().Code == 999 {
 		t.Error("History hands out its own storage")
 	}
 	if last, ok := tr.Last(); !ok || last.Code != 204 || !tr.LastChecked().Equal(t0.Add(4*time.Second)) {

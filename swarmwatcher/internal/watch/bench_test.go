@@ -2,187 +2,23 @@ package watch
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
-	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/network"
-	dswarm "github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/goblog/goblog/swarmwatcher/internal/probe"
 	"github.com/goblog/goblog/swarmwatcher/internal/swarm"
 )
 
-// generatedEngine serves an Engine API with services × tasksPer running
-// tasks, marshalled from the Engine API's own types, and counts the calls.
-type generatedEngine struct {
-	srv   *httptest.Server
-	calls atomic.Int64
-}
-
-var apiPath = regexp.MustCompile(`^/v[0-9.]+`)
-
-func newGeneratedEngine(b *testing.B, services, tasksPer, probePort int) *generatedEngine {
-	b.Helper()
-	netID := "benchnet0000000000000000"
-	nets := []network.Summary{
-		{Name: "ingress", ID: "ingress00000000000000000", Driver: "overlay", Ingress: true},
-		{Name: "goblog_net", ID: netID, Driver: "overlay"},
-	}
-	nodes := []dswarm.Node{{ID: "node1", Description: dswarm.NodeDescription{Hostname: "swarm-1"}}}
-	var svcs []dswarm.Service
-	var tasks []dswarm.Task
-	n := 0
-	for s := range services {
-		replicas := uint64(tasksPer)
-		svc := dswarm.Service{ID: fmt.Sprintf("svc%03d", s)}
-		svc.Spec.Name = fmt.Sprintf("bench_service%03d", s)
-		svc.Spec.Labels = map[string]string{swarm.LabelPort: strconv.Itoa(probePort)}
-		svc.Spec.Mode.Replicated = &dswarm.ReplicatedService{Replicas: &replicas}
-		svc.ServiceStatus = &dswarm.ServiceStatus{DesiredTasks: replicas, RunningTasks: replicas}
-		svcs = append(svcs, svc)
-		for i := range tasksPer {
-			n++
-			// Every task gets its own address: 10.1.x.y.
-			ip := fmt.Sprintf("10.1.%d.%d", n/250, n%250+1)
-			tasks = append(tasks, dswarm.Task{
-				ID: fmt.Sprintf("task%05d", n), ServiceID: svc.ID, Slot: i + 1, NodeID: "node1",
-				DesiredState: dswarm.TaskStateRunning,
-				Status:       dswarm.TaskStatus{State: dswarm.TaskStateRunning, Timestamp: time.Now()},
-				NetworksAttachments: []dswarm.NetworkAttachment{
-					{Network: dswarm.Network{ID: "ingress00000000000000000"}, Addresses: []string{"10.0.0.9/24"}},
-					{Network: dswarm.Network{ID: netID}, Addresses: []string{ip + "/16"}},
-				},
-			})
-		}
-	}
-	bodies := map[string][]byte{}
-	for path, v := range map[string]any{"/services": svcs, "/tasks": tasks, "/nodes": nodes, "/networks": nets} {
-		j, err := json.Marshal(v)
-		if err != nil {
-			b.Fatal(err)
-		}
-		bodies[path] = j
-	}
-	e := &generatedEngine{}
-	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Api-Version", "1.41")
-		path := apiPath.ReplaceAllString(r.URL.Path, "")
-		if path == "/_ping" {
-			return
-		}
-		e.calls.Add(1)
-		body, ok := bodies[path]
-		if !ok {
-			w.WriteHeader(http.StatusNotFound)
-			_, _ = w.Write([]byte(`{"message":"not found"}`))
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(body)
-	}))
-	b.Cleanup(e.srv.Close)
-	return e
-}
-
-// pipeTargets is an in-process HTTP server answering /health for every task
-// address: probes dial it through net.Pipe, so 10,000 simulated tasks need
-// neither 10,000 addresses nor any port.
-type pipeTargets struct {
-	conns  chan net.Conn
-	done   chan struct{}
-	once   sync.Once
-	probes atomic.Int64
-
-	mu     sync.Mutex
-	last   map[string]time.Time // by task address (the Host header)
-	maxGap time.Duration        // longest wait between two probes of one task
-}
-
-// record notes a probe of host and returns how many tasks have been probed.
-func (p *pipeTargets) record(host string) {
-	now := time.Now()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if prev, ok := p.last[host]; ok {
-		p.maxGap = max(p.maxGap, now.Sub(prev))
-	}
-	p.last[host] = now
-}
-
-// probedSince counts the tasks probed at or after t.
-func (p *pipeTargets) probedSince(t time.Time) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := 0
-	for _, at := range p.last {
-		if !at.Before(t) {
-			n++
-		}
-	}
-	return n
-}
-
-func newPipeTargets(b *testing.B) *pipeTargets {
-	b.Helper()
-	p := &pipeTargets{conns: make(chan net.Conn), done: make(chan struct{}), last: map[string]time.Time{}}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p.probes.Add(1)
-		p.record(r.Host)
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"status":"UP"}`))
-	}), ReadHeaderTimeout: benchProbeTimeout} // its pipe deadlines end within watcherHeapMiB's wait
-	go func() { _ = srv.Serve(p) }()
-	b.Cleanup(func() { _ = srv.Close() })
-	return p
-}
-
-func (p *pipeTargets) Accept() (net.Conn, error) {
-	select {
-	case c := <-p.conns:
-		return c, nil
-	case <-p.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (p *pipeTargets) Close() error {
-	p.once.Do(func() { close(p.done) })
-	return nil
-}
-
-func (p *pipeTargets) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
-
-// Dial is the probes' dialler: every address reaches the in-process server.
-func (p *pipeTargets) Dial(ctx context.Context, _, _ string) (net.Conn, error) {
-	client, server := net.Pipe()
-	select {
-	case p.conns <- server:
-		return client, nil
-	case <-ctx.Done():
-		client.Close()
-		server.Close()
-		return nil, ctx.Err()
-	case <-p.done:
-		return nil, net.ErrClosed
-	}
-}
-
-// cpuTime is the process's user and system CPU time so far (the fakes'
-// included: an upper bound of the watcher's).
+// cpuTime is the process's user and system CPU time so far: the watcher's
+// (the fakes run in a process of their own).
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
@@ -191,14 +27,15 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// rssMiB reads the process's resident set from /proc (0 where there is none).
-func rssMiB() float64 {
+// statusMiB reads a size field of /proc/self/status ("VmRSS", "VmHWM") in
+// MiB (0 where there is none).
+func statusMiB(field string) float64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == field+":" {
 			kb, _ := strconv.ParseFloat(f[1], 64)
 			return kb / 1024
 		}
@@ -206,40 +43,34 @@ func rssMiB() float64 {
 	return 0
 }
 
-// benchSwarm is a watcher over a generated engine whose every task answers
-// its probe in process.
+// benchSwarm is a watcher over the fake engine, whose every task answers
+// its probe; both fakes run in a process of their own (startFakes), so the
+// benchmark process's memory and CPU time are the watcher's.
 type benchSwarm struct {
-	engine  *generatedEngine
-	targets *pipeTargets
-	w       *Watcher
-	// fakesHeap is the heap in use once the fake engine and targets stood,
-	// before the watcher: the heap beyond it is the watcher's.
-	fakesHeap uint64
+	fakes *fakes
+	w     *Watcher
 }
 
 // benchProbeTimeout is the probes' deadline in the benchmarks.
 const benchProbeTimeout = time.Second
 
-// watcherHeapMiB is the heap in use beyond the fakes', after a collection.
-// It first waits out the probe deadline: a net.Pipe stays on the heap until
-// the timer of its deadline fires (a TCP connection's deadline is the
-// runtime's and goes with it), and those pipes are the fake targets'.
-func (bs *benchSwarm) watcherHeapMiB() float64 {
-	time.Sleep(benchProbeTimeout + 100*time.Millisecond)
+// reportMemory prints the heap in use and the resident set after a
+// collection, with bs's watcher alive (kept so: it would be garbage
+// otherwise), and the resident set's peak (the process's so far).
+func reportMemory(b *testing.B, bs *benchSwarm) {
 	var ms runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
-	return float64(int64(ms.HeapInuse)-int64(bs.fakesHeap)) / (1 << 20)
+	runtime.KeepAlive(bs)
+	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "MiB-heap-watcher")
+	b.ReportMetric(statusMiB("VmRSS"), "MiB-RSS-watcher")
+	b.ReportMetric(statusMiB("VmHWM"), "MiB-RSS-peak-watcher")
 }
 
 func newBenchSwarm(b *testing.B, services, tasksPer int) *benchSwarm {
 	b.Helper()
-	targets := newPipeTargets(b)
-	engine := newGeneratedEngine(b, services, tasksPer, 8080)
-	var ms runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&ms)
-	docker, err := client.NewClientWithOpts(client.WithHost("tcp://"+engine.srv.Listener.Addr().String()), client.WithAPIVersionNegotiation())
+	f := startFakes(b, services, tasksPer)
+	docker, err := client.NewClientWithOpts(client.WithHost("tcp://"+strings.TrimPrefix(f.engine, "http://")), client.WithAPIVersionNegotiation())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -248,7 +79,7 @@ func newBenchSwarm(b *testing.B, services, tasksPer int) *benchSwarm {
 	if err != nil {
 		b.Fatal(err)
 	}
-	prober, err := probe.New(probe.Config{Timeout: benchProbeTimeout, MaxBody: 64 << 10, Concurrency: 64, Dial: targets.Dial})
+	prober, err := probe.New(probe.Config{Timeout: benchProbeTimeout, MaxBody: 64 << 10, Concurrency: 64, Dial: f.Dial})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -263,19 +94,18 @@ func newBenchSwarm(b *testing.B, services, tasksPer int) *benchSwarm {
 	if err := w.Refresh(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	return &benchSwarm{engine: engine, targets: targets, w: w, fakesHeap: ms.HeapInuse}
+	return &benchSwarm{fakes: f, w: w}
 }
 
 // benchCycle measures re-lists and full probe rounds of services × tasksPer
 // simulated tasks, and prints the figures of issue 15: ms per re-list, Engine
-// API calls per re-list, ms per probe round, probes per round, the heap and
-// the resident set (of the whole benchmark process, fake engine and targets
-// included: an upper bound of the watcher's).
+// API calls per re-list, ms per probe round, probes per round, the CPU time
+// of each (the watcher's, and the fakes' apart), and the watcher's heap and
+// resident set.
 func benchCycle(b *testing.B, services, tasksPer int) {
 	bs := newBenchSwarm(b, services, tasksPer)
 	ctx := context.Background()
-	bs.engine.calls.Store(0)
-	bs.targets.probes.Store(0)
+	f0 := bs.fakes.stats(b, true, time.Time{})
 	b.ReportAllocs()
 	b.ResetTimer()
 	var refreshTime, probeTime, refreshCPU, probeCPU time.Duration
@@ -292,6 +122,7 @@ func benchCycle(b *testing.B, services, tasksPer int) {
 		probeCPU += cpuTime() - c1
 	}
 	b.StopTimer()
+	f1 := bs.fakes.stats(b, false, time.Time{})
 	tasks, failed := 0, 0
 	for _, s := range bs.w.State().Services {
 		for _, t := range s.Tasks {
@@ -305,14 +136,14 @@ func benchCycle(b *testing.B, services, tasksPer int) {
 		b.Fatalf("%d tasks, %d not passing", tasks, failed)
 	}
 	n := float64(b.N)
-	b.ReportMetric(float64(bs.engine.calls.Load())/n, "api-calls/relist")
+	b.ReportMetric(float64(f1.EngineCalls)/n, "api-calls/relist")
 	b.ReportMetric(float64(refreshTime.Microseconds())/1000/n, "ms/relist")
 	b.ReportMetric(float64(probeTime.Microseconds())/1000/n, "ms/probe-round")
 	b.ReportMetric(float64(refreshCPU.Microseconds())/1000/n, "cpu-ms/relist")
 	b.ReportMetric(float64(probeCPU.Microseconds())/1000/n, "cpu-ms/probe-round")
-	b.ReportMetric(float64(bs.targets.probes.Load())/n, "probes/round")
-	b.ReportMetric(bs.watcherHeapMiB(), "MiB-heap-watcher")
-	b.ReportMetric(rssMiB(), "MiB-RSS-process")
+	b.ReportMetric(float64((f1.CPU-f0.CPU).Microseconds())/1000/n, "fakes-cpu-ms/cycle")
+	b.ReportMetric(float64(f1.Probes)/n, "probes/round")
+	reportMemory(b, bs)
 }
 
 // BenchmarkRefreshAndProbe1000Tasks: 10 services × 100 tasks.
@@ -327,39 +158,80 @@ func BenchmarkRefreshAndProbe10000Tasks(b *testing.B) { benchCycle(b, 200, 50) }
 // probe) and prints how long a full round takes (every task probed once
 // more: about the interval, since the probes are spread over it), the
 // longest wait between two probes of one task (no probe starves: the goal
-// is under 2 s); the probes in flight are bounded by the prober's
-// Concurrency (64).
+// is under 2 s), the longest lateness of a probe behind its turn (the
+// swarmwatcher_probe_lateness_seconds histogram's bucket) and the
+// watcher's CPU time per round; the probes in flight are bounded by the
+// prober's Concurrency (64).
 func BenchmarkProbeSchedule10000Tasks(b *testing.B) {
 	const services, tasksPer = 200, 50
 	bs := newBenchSwarm(b, services, tasksPer)
 	ctx, cancel := context.WithCancel(context.Background())
 	bs.w.Probe(ctx, true) // every task's first probe, at once
-	bs.targets.mu.Lock()
-	bs.targets.maxGap = 0
-	bs.targets.mu.Unlock()
 	done := make(chan struct{})
 	go func() { bs.w.probeLoop(ctx); close(done) }()
 	defer cancel()
+	round := func() time.Duration {
+		t0 := time.Now()
+		for bs.fakes.stats(b, false, t0).ProbedSince < services*tasksPer {
+			time.Sleep(50 * time.Millisecond) // each look costs the watcher process a request
+		}
+		return time.Since(t0)
+	}
+	// The figures leave out the first round of the loop, which catches up
+	// on the turns that passed while every task's first probe ran.
+	round()
+	bs.fakes.stats(b, true, time.Time{}) // counts from zero
+	before := latenessHistogram(b, bs.w)
 	b.ResetTimer()
 	var rounds time.Duration
 	c0 := cpuTime()
 	for b.Loop() {
-		t0 := time.Now()
-		for bs.targets.probedSince(t0) < services*tasksPer {
-			time.Sleep(20 * time.Millisecond)
-		}
-		rounds += time.Since(t0)
+		rounds += round()
 	}
 	b.StopTimer()
 	cpu := cpuTime() - c0
 	cancel()
 	<-done
-	bs.targets.mu.Lock()
-	gap := bs.targets.maxGap
-	bs.targets.mu.Unlock()
+	st := bs.fakes.stats(b, false, time.Time{})
 	b.ReportMetric(float64(rounds.Microseconds())/1000/float64(b.N), "ms/probe-round")
-	b.ReportMetric(float64(gap.Microseconds())/1000, "max-gap-ms")
+	// A late round lasts beyond the interval, and the tasks not late are
+	// probed again meanwhile: the CPU time per probe compares runs.
+	b.ReportMetric(float64(st.Probes)/float64(b.N), "probes/round")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(st.Probes), "cpu-µs/probe")
+	b.ReportMetric(float64(st.MaxGap.Microseconds())/1000, "max-gap-ms")
+	p99, worst := latenessBounds(b, bs.w, before)
+	b.ReportMetric(p99, "lateness-p99-le-ms")
+	b.ReportMetric(worst, "lateness-max-le-ms")
 	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N), "cpu-ms/probe-round")
-	b.ReportMetric(bs.watcherHeapMiB(), "MiB-heap-watcher")
-	b.ReportMetric(rssMiB(), "MiB-RSS-process")
+	reportMemory(b, bs)
+}
+
+// latenessHistogram reads the swarmwatcher_probe_lateness_seconds
+// histogram.
+func latenessHistogram(b *testing.B, w *Watcher) *dto.Histogram {
+	var m dto.Metric
+	if err := w.m.probeLateness.Write(&m); err != nil {
+		b.Fatal(err)
+	}
+	return m.GetHistogram()
+}
+
+// latenessBounds reads the probes' lateness since the histogram was
+// before: the upper bounds (ms) of the buckets holding the 99th percentile
+// and the latest probe (-1: beyond the last bucket).
+func latenessBounds(b *testing.B, w *Watcher, before *dto.Histogram) (p99, worst float64) {
+	h := latenessHistogram(b, w)
+	n := h.GetSampleCount() - before.GetSampleCount()
+	p99, worst = -1, -1
+	for i, bk := range h.GetBucket() {
+		c := bk.GetCumulativeCount() - before.GetBucket()[i].GetCumulativeCount()
+		if p99 < 0 && float64(c) >= 0.99*float64(n) {
+			p99 = bk.GetUpperBound() * 1000
+		}
+		if c == n {
+			worst = bk.GetUpperBound() * 1000
+			break
+		}
+	}
+	return p99, worst
 }

@@ -308,6 +308,7 @@ type hangingChecker struct {
 	release chan struct{}
 	mu      sync.Mutex
 	probed  map[string]int
+	now     func() time.Time
 }
 
 func (h *hangingChecker) CheckAll(ctx context.Context, urls []string) []probe.Result {
@@ -319,7 +320,7 @@ func (h *hangingChecker) CheckAll(ctx context.Context, urls []string) []probe.Re
 		h.mu.Lock()
 		h.probed[u]++
 		h.mu.Unlock()
-		out[i] = probe.Result{At: time.Now(), Outcome: probe.Pass, Code: 200}
+		out[i] = probe.Result{At: h.now(), Outcome: probe.Pass, Code: 200}
 	}
 	return out
 }
@@ -335,7 +336,7 @@ func (h *hangingChecker) count(u string) int {
 // flight is never taken into a second batch.
 func TestAHangingBatchDelaysOnlyItself(t *testing.T) {
 	h := newHarness(t)
-	hc := &hangingChecker{hang: map[string]bool{"http://10.0.1.7:6767/health": true}, release: make(chan struct{}), probed: map[string]int{}}
+	hc := &hangingChecker{hang: map[string]bool{"http://10.0.1.7:6767/health": true}, release: make(chan struct{}), probed: map[string]int{}, now: h.clock.Now}
 	h.w.checker = hc
 	h.w.cfg.ProbeInterval = time.Second
 	ctx := context.Background()

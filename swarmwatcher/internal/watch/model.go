@@ -35,7 +35,7 @@ type Task struct {
 	// Last is the latest probe result; Last.At is zero before the first.
 	Last                probe.Result
 	ConsecutiveFailures int
-	History             []probe.Result
+	History             []probe.Record
 }
 
 // Change is one change of the view. Task is nil for service changes.

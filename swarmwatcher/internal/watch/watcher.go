@@ -396,9 +396,29 @@ func (w *Watcher) probeLoop(ctx context.Context) {
 type probeState struct {
 	tr       *probe.Tracker
 	inFlight bool // in a batch under way: no other batch takes it
+	// url is the probe URL, built for the address, port and path it was
+	// built from (urlOf): a batch reuses it.
+	url              string
+	urlAddr, urlPath string
+	urlPort          int
+	// history is the tracker's history as the view holds it (never
+	// modified: views share it until the next result; nil: to copy).
+	// Every batch rebuilds most services, a task's history changes once
+	// an interval.
+	history []probe.Record
 	// due is when the next probe is due; zero until the first probe,
 	// which comes at once (a new task should not wait for its turn).
 	due time.Time
+}
+
+// urlOf returns the probe URL of a task at addr, built once per address,
+// port and path.
+func (ps *probeState) urlOf(addr string, port int, path string) string {
+	if ps.url == "" || ps.urlAddr != addr || ps.urlPort != port || ps.urlPath != path {
+		ps.url = "http://" + net.JoinHostPort(addr, strconv.Itoa(port)) + path
+		ps.urlAddr, ps.urlPort, ps.urlPath = addr, port, path
+	}
+	return ps.url
 }
 
 // jitter is a task's stable offset within the probe interval, in [0,
@@ -490,7 +510,7 @@ func (w *Watcher) collect(which probeWhich) *batch {
 			b.ids = append(b.ids, t.ID)
 			b.svcs = append(b.svcs, s.ID)
 			b.dues = append(b.dues, ps.due)
-			b.urls = append(b.urls, "http://"+net.JoinHostPort(t.Address, strconv.Itoa(s.ProbePort))+s.ProbePath)
+			b.urls = append(b.urls, ps.urlOf(t.Address, s.ProbePort, s.ProbePath))
 		}
 	}
 	if len(b.ids) == 0 {
@@ -501,22 +521,30 @@ func (w *Watcher) collect(which probeWhich) *batch {
 
 // run probes a batch and records the results.
 func (w *Watcher) run(ctx context.Context, b *batch) {
-	for _, d := range b.dues {
-		if !d.IsZero() {
-			w.m.probeLateness.Observe(max(b.start.Sub(d), 0).Seconds())
-		}
-	}
 	results := w.checker.CheckAll(ctx, b.urls)
 	if ctx.Err() != nil {
 		return
+	}
+	// A probe's lateness runs from its turn to its start (r.At), which
+	// includes its wait for a slot in the batch.
+	for i, d := range b.dues {
+		if !d.IsZero() {
+			w.m.probeLateness.Observe(max(results[i].At.Sub(d), 0).Seconds())
+		}
 	}
 	now := w.cfg.Now()
 	w.m.roundDuration.Observe(now.Sub(b.start).Seconds())
 	defer w.flush()
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	byOutcome := map[probe.Outcome]int{}
+	defer func() {
+		for o, n := range byOutcome {
+			w.m.probes.WithLabelValues(string(o)).Add(float64(n))
+		}
+	}()
 	for i, r := range results {
-		w.m.probes.WithLabelValues(string(r.Outcome)).Inc()
+		byOutcome[r.Outcome]++
 		w.m.probeLatency.Observe(r.Latency.Seconds())
 		ps := w.trackers[b.ids[i]]
 		if ps == nil {
@@ -525,6 +553,7 @@ func (w *Watcher) run(ctx context.Context, b *batch) {
 		ps.inFlight = false
 		ps.due = nextDue(b.ids[i], b.dues[i], b.start, w.cfg.ProbeInterval)
 		before := ps.tr.Health()
+		ps.history = nil
 		if after := ps.tr.Record(r); after != before {
 			w.log.Info("health changed", "task", b.ids[i], "url", b.urls[i], "from", before, "to", after, "code", r.Code, "err", r.Err)
 		}
@@ -668,7 +697,8 @@ func (w *Watcher) build(s *swarm.Service) Service {
 	for _, t := range s.Tasks {
 		task := Task{Task: t, Port: s.ProbePort}
 		var tr *probe.Tracker
-		if ps := w.trackers[t.ID]; ps != nil {
+		ps := w.trackers[t.ID]
+		if ps != nil {
 			tr = ps.tr
 		}
 		switch {
@@ -684,7 +714,10 @@ func (w *Watcher) build(s *swarm.Service) Service {
 		if tr != nil {
 			task.Last, _ = tr.Last()
 			task.ConsecutiveFailures = tr.ConsecutiveFailures()
-			task.History = tr.History()
+			if ps.history == nil {
+				ps.history = tr.History()
+			}
+			task.History = ps.history
 		}
 		if w.status.Stale {
 			task.Health = api.HealthUnknown

@@ -234,7 +234,7 @@ func TestLifecycle(t *testing.T) {
 		t.Errorf("probed %s (draining, unlabelled and unaddressed tasks must be skipped)", probed)
 	}
 	t1 := findTask(h.w.State().Services, "t1")
-	if !t1.Last.At.Equal(h.clock.Now()) || t1.Last.Latency != 1500*time.Microsecond || t1.Port != 6767 || len(t1.History) != 1 || t1.History[0].Outcome != "pass" {
+	if !t1.Last.At.Equal(h.clock.Now()) || t1.Last.Latency != 1500*time.Microsecond || t1.Port != 6767 || len(t1.History) != 1 || t1.History[0].Result().Outcome != "pass" {
 		t.Errorf("t1 after probe = %+v", t1)
 	}
 

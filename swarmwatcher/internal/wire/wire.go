@@ -73,7 +73,7 @@ func Task(t *watch.Task) api.Task {
 	if len(t.History) > 0 {
 		out.History = make([]api.Check, len(t.History))
 		for i, r := range t.History {
-			out.History[i] = check(r)
+			out.History[i] = check(r.Result())
 		}
 	}
 	return out
