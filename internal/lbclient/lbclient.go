@@ -105,6 +105,10 @@ type Transport struct {
 	pools atomic.Pointer[map[string]*pool] // copied on write
 
 	refreshes, refreshErrors, retries, overloaded, retired atomic.Uint64
+
+	// dialHook, when set (tests), makes the lanes' connections instead of a
+	// net.Dialer: a fake IPVS on loopback.
+	dialHook func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -198,6 +202,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, ErrOverloaded
 	}
 	mayRetry := t.cfg.RetryIdempotent && Replayable(req) && len(set.lanes) > 0
+	started := time.Now()
 	resp, answered, err := l.roundTrip(req)
 	if err == nil {
 		return resp, nil
@@ -220,6 +225,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	rctx, cancel := context.WithTimeout(req.Context(), t.cfg.DialTimeout)
 	_ = p.refresh(rctx, t, false, retryRefreshAge)
 	cancel()
+	if set := p.current(); len(set.addrs) == 1 {
+		return t.retryVIP(req, set, l, idx, started, err)
+	}
 	l2, _ := p.current().pick(uint64(idx)+1, l, t.cfg.MaxInFlightPerTask)
 	if l2 == nil {
 		return nil, err
