@@ -24,8 +24,10 @@
 // RoundTrip fails at once with ErrOverloaded (the edge answers 503).
 //
 // A request whose connection could not be made, or broke before any byte of
-// an answer came, is retried once on the next lane (another task) when its
-// method is idempotent, and the name is resolved again.
+// an answer came, is retried when its method is idempotent, and the name is
+// resolved again: once on the next lane (another task) in dnsrr mode; in vip
+// mode up to three times, each on a connection known to reach a live task
+// (see retryVIP in retry.go).
 package lbclient
 
 import (
