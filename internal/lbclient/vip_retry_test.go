@@ -136,13 +136,14 @@ func TestVIPRetryReachesALiveTaskWhenTwoStop(t *testing.T) {
 			before := bs[0].requests.Load() + bs[3].requests.Load()
 			const each = 40
 			var wg sync.WaitGroup
-			var failed atomic.Int64
+			var failed, slowest atomic.Int64
 			var firstErr atomic.Value
 			for k := 0; k < clients; k++ {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
 					for i := 0; i < each; i++ {
+						t0 := time.Now()
 						resp, err := c.Get(url)
 						if err == nil {
 							b, _ := io.ReadAll(resp.Body)
@@ -154,6 +155,11 @@ func TestVIPRetryReachesALiveTaskWhenTwoStop(t *testing.T) {
 						if err != nil {
 							failed.Add(1)
 							firstErr.CompareAndSwap(nil, err)
+						}
+						for took := int64(time.Since(t0)); ; {
+							if old := slowest.Load(); took <= old || slowest.CompareAndSwap(old, took) {
+								break
+							}
 						}
 					}
 				}()
@@ -168,8 +174,9 @@ func TestVIPRetryReachesALiveTaskWhenTwoStop(t *testing.T) {
 			if f.deadDials.Load()+f.deadSends.Load() == 0 {
 				t.Fatal("no request met a stopped task: the test proves nothing")
 			}
-			t.Logf("%d requests: %d retries, %d connects and %d requests met a stopped task",
-				clients*each, tr.Stats().Retries, f.deadDials.Load(), f.deadSends.Load())
+			t.Logf("%d requests: %d retries, %d connects and %d requests met a stopped task; slowest request %v (connect timeout %v, user timeout %v)",
+				clients*each, tr.Stats().Retries, f.deadDials.Load(), f.deadSends.Load(),
+				time.Duration(slowest.Load()).Round(time.Millisecond), f.dialTimeout, f.userTimeout)
 		})
 	}
 }
