@@ -66,6 +66,21 @@ lab_port_busy() {
 	[[ -n $(ss -Htan "( sport = :$1 )" 2>/dev/null) ]] || (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+# lab_daemon CMD...: run CMD (which daemonizes itself) with no file descriptor open but 0, 1
+# and 2. A daemon would otherwise keep what its caller had open: a lock taken with
+# `flock /tmp/goblog-lab.lock go test …` would stay held by the guests until lab/down, and a
+# later `flock … go test` on the running lab (LAB_REUSE=1) would wait forever.
+lab_daemon() {
+	(
+		local fd
+		for fd in /proc/"$BASHPID"/fd/*; do
+			fd=${fd##*/}
+			if ((fd > 2)); then eval "exec $fd>&-"; fi
+		done
+		exec "$@"
+	)
+}
+
 # lab_accel: qemu's accelerator and CPU arguments, from LAB_ACCEL (auto, kvm or tcg; default
 # auto). auto takes kvm when /dev/kvm opens read-write and is hardware-assisted KVM (the kvm_intel
 # or kvm_amd module: the CPU's vmx or svm), else tcg (software emulation, 5–20 times slower but
@@ -109,7 +124,7 @@ lab_boot() {
 	accel=$(lab_accel)
 	echo "$accel" >"$LAB_RUN/node$i.accel"
 	# shellcheck disable=SC2086 # accel is several words
-	if ! qemu-system-x86_64 -name "goblog-lab-node$i" \
+	if ! lab_daemon qemu-system-x86_64 -name "goblog-lab-node$i" \
 		$accel -smp "$cpus" -m "$mem" \
 		-kernel "$LAB_CACHE/vmlinuz" -initrd "$LAB_CACHE/initrd.img" \
 		-append "root=/dev/vda rw console=ttyS0 net.ifnames=0 apparmor=0 loglevel=4 lab.node=$i lab.addr=$(lab_addr "$i")/24" \
