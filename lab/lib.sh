@@ -66,6 +66,42 @@ lab_port_busy() {
 	[[ -n $(ss -Htan "( sport = :$1 )" 2>/dev/null) ]] || (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+# lab_daemon CMD...: run CMD (which daemonizes itself) with no file descriptor open but 0, 1
+# and 2. A daemon would otherwise keep what its caller had open: a lock taken with
+# `flock /tmp/goblog-lab.lock go test …` would stay held by the guests until lab/down, and a
+# later `flock … go test` on the running lab (LAB_REUSE=1) would wait forever.
+lab_daemon() {
+	(
+		local fd
+		for fd in /proc/"$BASHPID"/fd/*; do
+			fd=${fd##*/}
+			if ((fd > 2)); then eval "exec $fd>&-"; fi
+		done
+		exec "$@"
+	)
+}
+
+# lab_accel: qemu's accelerator and CPU arguments, from LAB_ACCEL (auto, kvm or tcg; default
+# auto). auto takes kvm when /dev/kvm opens read-write and is hardware-assisted KVM (the kvm_intel
+# or kvm_amd module: the CPU's vmx or svm), else tcg (software emulation, 5–20 times slower but
+# boots anywhere). A /dev/kvm served by kvm_pvm only (as on this project's machines: no vmx/svm)
+# boots only kernels built as PVM guests, not Debian's, so auto takes tcg there (LAB_ACCEL=kvm
+# forces it, to try).
+lab_accel() {
+	local want=${LAB_ACCEL:-auto}
+	if [[ $want == auto ]]; then
+		want=tcg
+		if [[ -r /dev/kvm && -w /dev/kvm ]] && { [[ -d /sys/module/kvm_intel ]] || [[ -d /sys/module/kvm_amd ]]; }; then
+			want=kvm
+		fi
+	fi
+	case $want in
+	kvm) echo "-accel kvm -cpu host" ;;
+	tcg) echo "-accel tcg,thread=multi,tb-size=128 -cpu max" ;;
+	*) lab_die "LAB_ACCEL=$want: want auto, kvm or tcg" ;;
+	esac
+}
+
 # lab_boot I CPUS MEM_MIB: start node I's qemu (daemonized) on its existing disk.
 # Its engine and every port in LAB_PORTS are forwarded to 127.0.0.1 only; the
 # user net is restricted (the guest reaches nothing); eth1 is on the lab switch.
@@ -84,8 +120,12 @@ lab_boot() {
 	done
 	echo "$fwded" >"$LAB_RUN/node$i.ports"
 	: >"$LAB_RUN/node$i.serial"
-	if ! qemu-system-x86_64 -name "goblog-lab-node$i" \
-		-accel tcg,thread=multi,tb-size=128 -cpu max -smp "$cpus" -m "$mem" \
+	local accel
+	accel=$(lab_accel)
+	echo "$accel" >"$LAB_RUN/node$i.accel"
+	# shellcheck disable=SC2086 # accel is several words
+	if ! lab_daemon qemu-system-x86_64 -name "goblog-lab-node$i" \
+		$accel -smp "$cpus" -m "$mem" \
 		-kernel "$LAB_CACHE/vmlinuz" -initrd "$LAB_CACHE/initrd.img" \
 		-append "root=/dev/vda rw console=ttyS0 net.ifnames=0 apparmor=0 loglevel=4 lab.node=$i lab.addr=$(lab_addr "$i")/24" \
 		-drive "file=$LAB_RUN/node$i.qcow2,if=virtio,format=qcow2,cache=unsafe" \

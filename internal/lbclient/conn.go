@@ -25,6 +25,7 @@ type lane struct {
 	born     time.Time
 	cfg      *Config
 	dialer   *net.Dialer
+	dialFn   func(ctx context.Context, network, addr string) (net.Conn, error)
 	inflight atomic.Int64
 	// downUntil (UnixNano, 0: never) is when a lane that failed to connect
 	// may be picked again.
@@ -36,10 +37,15 @@ type lane struct {
 }
 
 func newLane(t *Transport, addr netip.Addr, port string, born time.Time) *lane {
-	return &lane{
+	l := &lane{
 		addr: addr, dialAddr: net.JoinHostPort(addr.String(), port), born: born, cfg: &t.cfg,
 		dialer: &net.Dialer{Timeout: t.cfg.DialTimeout, KeepAlive: 30 * time.Second, Control: setUserTimeout(t.cfg.UserTimeout)},
 	}
+	l.dialFn = l.dialer.DialContext
+	if t.dialHook != nil {
+		l.dialFn = t.dialHook
+	}
+	return l
 }
 
 func (l *lane) markDown(until time.Time) { l.downUntil.Store(until.UnixNano()) }
@@ -84,7 +90,12 @@ func (l *lane) get(ctx context.Context) (*pconn, error) {
 		_ = pc.conn.Close()
 	}
 	l.mu.Unlock()
-	c, err := l.dialer.DialContext(ctx, "tcp", l.dialAddr)
+	return l.dial(ctx)
+}
+
+// dial makes a new connection for the lane.
+func (l *lane) dial(ctx context.Context) (*pconn, error) {
+	c, err := l.dialFn(ctx, "tcp", l.dialAddr)
 	if err != nil {
 		return nil, err
 	}
@@ -130,13 +141,18 @@ var errUpgrade = errors.New("lbclient: protocol upgrades are not supported")
 // in flight on the lane (counted by pick) until its answer's body is read to
 // its end or closed. answered says whether any byte of an answer came.
 func (l *lane) roundTrip(req *http.Request) (resp *http.Response, answered bool, err error) {
-	ctx := req.Context()
-	pc, err := l.get(ctx)
+	pc, err := l.get(req.Context())
 	if err != nil {
 		l.inflight.Add(-1)
 		closeBody(req)
 		return nil, false, err
 	}
+	return l.send(req, pc)
+}
+
+// send is roundTrip on the connection pc, which the caller took for the lane.
+func (l *lane) send(req *http.Request, pc *pconn) (resp *http.Response, answered bool, err error) {
+	ctx := req.Context()
 	// Cancellation unblocks the connection's I/O; no goroutine waits for it.
 	stop := context.AfterFunc(ctx, func() { _ = pc.conn.SetDeadline(aLongTimeAgo) })
 	fail := func(err error) (*http.Response, bool, error) {
@@ -232,4 +248,51 @@ func (b *body) finish(whole bool) {
 		_ = b.pc.conn.Close()
 	}
 	b.l.inflight.Add(-1)
+}
+
+// newestIdle is when the lane's most recently used idle connection finished
+// its last answer (zero when none is idle).
+func (l *lane) newestIdle() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.idle) == 0 {
+		return time.Time{}
+	}
+	return l.idle[len(l.idle)-1].lastUsed
+}
+
+// takeIdleAfter takes the most recently used idle connection if it finished
+// an answer after since.
+func (l *lane) takeIdleAfter(since time.Time) *pconn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := len(l.idle)
+	if n == 0 || !l.idle[n-1].lastUsed.After(since) {
+		return nil
+	}
+	pc := l.idle[n-1]
+	l.idle[n-1] = nil
+	l.idle = l.idle[:n-1]
+	return pc
+}
+
+// closeIdleBefore closes the idle connections whose last answer finished
+// before since.
+func (l *lane) closeIdleBefore(since time.Time) {
+	l.mu.Lock()
+	var old []*pconn
+	kept := l.idle[:0]
+	for _, pc := range l.idle {
+		if pc.lastUsed.Before(since) {
+			old = append(old, pc)
+		} else {
+			kept = append(kept, pc)
+		}
+	}
+	clear(l.idle[len(kept):])
+	l.idle = kept
+	l.mu.Unlock()
+	for _, pc := range old {
+		_ = pc.conn.Close()
+	}
 }

@@ -24,8 +24,10 @@
 // RoundTrip fails at once with ErrOverloaded (the edge answers 503).
 //
 // A request whose connection could not be made, or broke before any byte of
-// an answer came, is retried once on the next lane (another task) when its
-// method is idempotent, and the name is resolved again.
+// an answer came, is retried when its method is idempotent, and the name is
+// resolved again: once on the next lane (another task) in dnsrr mode; in vip
+// mode up to three times, each on a connection known to reach a live task
+// (see retryVIP in retry.go).
 package lbclient
 
 import (
@@ -105,6 +107,10 @@ type Transport struct {
 	pools atomic.Pointer[map[string]*pool] // copied on write
 
 	refreshes, refreshErrors, retries, overloaded, retired atomic.Uint64
+
+	// dialHook, when set (tests), makes the lanes' connections instead of a
+	// net.Dialer: a fake IPVS on loopback.
+	dialHook func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -198,6 +204,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, ErrOverloaded
 	}
 	mayRetry := t.cfg.RetryIdempotent && Replayable(req) && len(set.lanes) > 0
+	started := time.Now()
 	resp, answered, err := l.roundTrip(req)
 	if err == nil {
 		return resp, nil
@@ -220,6 +227,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	rctx, cancel := context.WithTimeout(req.Context(), t.cfg.DialTimeout)
 	_ = p.refresh(rctx, t, false, retryRefreshAge)
 	cancel()
+	if set := p.current(); len(set.addrs) == 1 {
+		return t.retryVIP(req, set, l, idx, started, err)
+	}
 	l2, _ := p.current().pick(uint64(idx)+1, l, t.cfg.MaxInFlightPerTask)
 	if l2 == nil {
 		return nil, err

@@ -83,7 +83,7 @@ func run(m *testing.M) int {
 	engine, err = client.NewClientWithOpts(
 		client.WithHost(fmt.Sprintf("tcp://127.0.0.1:%d", enginePort(1))),
 		client.WithAPIVersionNegotiation(),
-		client.WithTimeout(30*time.Second))
+		client.WithTimeout(2*time.Minute)) // a manager in an emulated guest under load can take a minute to answer
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "labtest: docker client:", err)
 		return 1

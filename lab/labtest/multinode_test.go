@@ -5,7 +5,10 @@ package labtest
 import (
 	"context"
 	"fmt"
+	"math"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -80,6 +83,9 @@ func TestMultiNode(t *testing.T) {
 			checkRotation(t, ctx, i, tasks, quotes)
 		}
 	})
+	t.Run("the VIP gives each of 4 replicas 25 % ± 2.5 of the requests", func(t *testing.T) {
+		checkShares(t, ctx, 1, tasks, 400)
+	})
 	t.Run("swarmwatcher shows each task's node and probes across nodes", func(t *testing.T) {
 		checkWatcher(t, ctx, 1, accountService, quotesService, edgeService)
 		checkWatcherNodes(t, ctx, hostOf)
@@ -146,6 +152,8 @@ func TestMultiNode(t *testing.T) {
 		r := probe.stop()
 		t.Logf("probe via node%d: %d requests, %d failed, longest failure run %.1f s, last error %v",
 			survivor, r.total, r.failed, r.longestOutage.Seconds(), r.lastErr)
+		t.Logf("probe latency: median %.0f ms, p99 %.0f ms, max %.0f ms; %d requests over 1 s",
+			ms(r.quantile(0.5)), ms(r.quantile(0.99)), ms(r.quantile(1)), r.slow)
 		if r.total == 0 {
 			t.Fatal("the probe sent no request")
 		}
@@ -253,8 +261,45 @@ func checkWatcherNodes(t *testing.T, ctx context.Context, hostOf map[string]stri
 
 type probeResult struct {
 	total, failed, tailOK int
+	slow                  int // answered after more than a second
 	longestOutage         time.Duration
+	latencies             []time.Duration // of every request, answered or not
 	lastErr               error
+}
+
+// quantile is the q-quantile (0 … 1) of the latencies, 0 if none.
+func (r probeResult) quantile(q float64) time.Duration {
+	if len(r.latencies) == 0 {
+		return 0
+	}
+	l := slices.Clone(r.latencies)
+	slices.Sort(l)
+	return l[int(q*float64(len(l)-1))]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// checkShares sends n requests through node i's mesh port (one connection
+// each) and checks that every accountservice task served 25 % ± 2.5 of them
+// (with 4 tasks; 1/len ± 10 % of that in general).
+func checkShares(t *testing.T, ctx context.Context, i int, tasks map[string]swarm.Task, n int) {
+	served, _, err := walk(ctx, i, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 1 / float64(len(tasks))
+	var shares []string
+	for _, ip := range keys(tasks) {
+		share := float64(served[ip]) / float64(n)
+		shares = append(shares, fmt.Sprintf("%s %.1f %%", ip, 100*share))
+		if math.Abs(share-want) > want/10 {
+			t.Errorf("task %s served %d of %d (%.1f %%), want %.1f %% ± %.1f", ip, served[ip], n, 100*share, 100*want, 10*want)
+		}
+	}
+	t.Logf("shares of %d requests via 127.0.0.1:%d: %s", n, meshPort(i, edgePort), strings.Join(shares, ", "))
+	if !sameKeys(served, tasks) {
+		t.Errorf("servedBy %v, want exactly the tasks %v", keys(served), keys(tasks))
+	}
 }
 
 type probe struct {
@@ -282,12 +327,18 @@ func startProbe(ctx context.Context, i int) *probe {
 			}
 			rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
 			var a account
+			t0 := time.Now()
 			err := getJSON(rctx, meshURL(i, edgePort, "/accounts/10001"), &a)
+			took := time.Since(t0)
 			rcancel()
 			if ctx.Err() != nil {
 				return
 			}
 			p.res.total++
+			p.res.latencies = append(p.res.latencies, took)
+			if took > time.Second {
+				p.res.slow++
+			}
 			if err != nil {
 				p.res.failed++
 				p.res.tailOK = 0
