@@ -241,7 +241,9 @@ func tally(t *testing.T, n int, tenantName string, acct, quotes map[string]bool)
 
 // edgeMetrics and canaryMetrics read the unpublished /metrics of the edge and
 // of the canary accountservice from a container on the stack network.
-func edgeMetrics(t *testing.T) map[string]float64 { return metricsOf(t, "http://tasks.edge:8181/metrics") }
+func edgeMetrics(t *testing.T) map[string]float64 {
+	return metricsOf(t, "http://tasks.edge:8181/metrics")
+}
 
 func canaryMetrics(t *testing.T) map[string]float64 {
 	return metricsOf(t, "http://tasks.accountservice-canary:8181/metrics")
