@@ -19,29 +19,20 @@ import (
 // added to a request.
 func metricsHandler(p *proxy.Proxy, w *upstream.Watcher) http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(proxyCollector{p})
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "edge_overloaded_total",
+			Help: "Requests answered 503 because every upstream task carried its bound of requests in flight.",
+		}, func() float64 { return float64(p.Stats().Overloaded) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "edge_bad_gateway_total",
+			Help: "Requests answered 502: no upstream task answered.",
+		}, func() float64 { return float64(p.Stats().BadGateway) }),
+	)
 	if w != nil {
 		reg.MustRegister(wsd.NewCollector("edge", w))
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return mux
-}
-
-var (
-	overloadedDesc = prometheus.NewDesc("edge_overloaded_total", "Requests answered 503 because every upstream task carried its bound of requests in flight.", nil, nil)
-	badGatewayDesc = prometheus.NewDesc("edge_bad_gateway_total", "Requests answered 502: no upstream task answered.", nil, nil)
-)
-
-type proxyCollector struct{ p *proxy.Proxy }
-
-func (c proxyCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- overloadedDesc
-	ch <- badGatewayDesc
-}
-
-func (c proxyCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.p.Stats()
-	ch <- prometheus.MustNewConstMetric(overloadedDesc, prometheus.CounterValue, float64(st.Overloaded))
-	ch <- prometheus.MustNewConstMetric(badGatewayDesc, prometheus.CounterValue, float64(st.BadGateway))
 }
