@@ -3,9 +3,9 @@
 // take the next id from the shared circular feeder, GET /accounts/{id} with
 // Accept: application/json, check for 200, pause.
 //
-// Like Gatling, every user has its own connection (its own http.Transport
-// with one connection to the host), so the load spreads over replicas the way
-// the tutorial's did; MaxRequestsPerConn and KeepAlive change that.
+// Like Gatling, every user has its own connection (userConn: written and read
+// on the user's goroutine), so the load spreads over replicas the way the
+// tutorial's did; MaxRequestsPerConn and KeepAlive change that.
 package load
 
 import (
@@ -124,9 +124,9 @@ type Runner struct {
 	feeder   Feeder
 	rec      *stats.Recorder
 	progress func(Tick)
+	target   target
 	active   atomic.Int64
 	started  atomic.Int64
-	base     string
 }
 
 // NewRunner checks cfg and prepares a run that records into rec and calls
@@ -141,7 +141,11 @@ func NewRunner(cfg Config, f Feeder, rec *stats.Recorder, progress func(Tick)) (
 	if progress == nil {
 		progress = func(Tick) {}
 	}
-	return &Runner{cfg: cfg, feeder: f, rec: rec, progress: progress, base: strings.TrimRight(cfg.BaseURL, "/")}, nil
+	t, err := parseTarget(cfg.BaseURL)
+	if err != nil {
+		return nil, err
+	}
+	return &Runner{cfg: cfg, feeder: f, rec: rec, progress: progress, target: t}, nil
 }
 
 // Run starts the users over the ramp and returns when all of them have
@@ -200,31 +204,14 @@ func (r *Runner) monitor(start time.Time, stop <-chan struct{}) {
 
 // user loops until end or ctx is done, on its own connection.
 func (r *Runner) user(ctx context.Context, end time.Time) {
-	tr := &http.Transport{
-		Proxy:                 nil,
-		DialContext:           (&net.Dialer{Timeout: r.cfg.Timeout, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:          1,
-		MaxIdleConnsPerHost:   1,
-		MaxConnsPerHost:       1,
-		IdleConnTimeout:       90 * time.Second,
-		DisableKeepAlives:     !r.cfg.KeepAlive,
-		DisableCompression:    true,
-		ResponseHeaderTimeout: r.cfg.Timeout,
-	}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: r.cfg.Timeout}
-	onConn := 0
+	c := newUserConn(&r.cfg, r.target)
+	defer c.close()
 	for time.Now().Before(end) {
-		res, ok := r.do(ctx, client)
+		res, ok := r.do(ctx, c)
 		if !ok { // interrupted: not a result
 			return
 		}
 		r.rec.Record(res)
-		onConn++
-		if r.cfg.MaxRequestsPerConn > 0 && onConn >= r.cfg.MaxRequestsPerConn {
-			tr.CloseIdleConnections()
-			onConn = 0
-		}
 		if r.cfg.Pause > 0 {
 			if !sleepUntil(ctx, time.Now().Add(r.cfg.Pause)) {
 				return
@@ -243,38 +230,20 @@ const (
 )
 
 // do sends one request. ok is false when ctx ended before it completed.
-func (r *Runner) do(ctx context.Context, client *http.Client) (res stats.Result, ok bool) {
-	id := r.feeder.Next()
-	u := r.base + strings.ReplaceAll(r.cfg.Path, "{id}", url.PathEscape(id))
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return stats.Result{Error: "bad request: " + err.Error()}, true
-	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "goblog-gatling/1")
+func (r *Runner) do(ctx context.Context, c *userConn) (res stats.Result, ok bool) {
+	path := escapePath(r.cfg.Path, r.feeder.Next())
 	t0 := time.Now()
-	resp, err := client.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return res, false
-		}
-		return stats.Result{Latency: time.Since(t0), Error: classify(err)}, true
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	if err == nil {
-		_, err = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
-	}
+	status, body, err := c.get(ctx, path, t0.Add(r.cfg.Timeout))
 	res.Latency = time.Since(t0)
 	if err != nil {
 		if ctx.Err() != nil {
 			return res, false
 		}
-		res.Error = "read body: " + classify(err)
+		res.Error = classify(err)
 		return res, true
 	}
-	if resp.StatusCode != http.StatusOK {
-		res.Error = fmt.Sprintf("status %d", resp.StatusCode)
+	if status != http.StatusOK {
+		res.Error = fmt.Sprintf("status %d", status)
 		return res, true
 	}
 	res.OK = true
