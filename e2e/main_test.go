@@ -89,8 +89,11 @@ func runMain(m *testing.M) int {
 var createdSwarm bool
 
 // testSettings is how the tests need the stack: testability on (they flip health), the broker
-// published (they log in from this machine).
-var testSettings = []string{"GOBLOG_TESTABILITY=true", "GOBLOG_BROKER_PUBLISH=true"}
+// published (they log in from this machine), health checks every 5 s (they start tasks often;
+// the default, 30 s, makes a new task wait 30 s for its first check: docker-stack.yml).
+var testSettings = []string{"GOBLOG_TESTABILITY=true", "GOBLOG_BROKER_PUBLISH=true", "GOBLOG_HEALTH_INTERVAL=" + testHealthInterval}
+
+const testHealthInterval = "5s"
 
 // copyall runs ./copyall.sh with settings added to the environment.
 func copyall(timeout time.Duration, settings []string, args ...string) error {
@@ -116,7 +119,13 @@ func deployedSettings() []string {
 		strings.Contains(" "+string(out), " 5672 ") {
 		publish = "true"
 	}
-	return []string{"GOBLOG_TESTABILITY=" + testability, "GOBLOG_BROKER_PUBLISH=" + publish}
+	interval := "30s"
+	if out, err := exec.Command("docker", "service", "inspect", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Healthcheck.Interval}}", Service("accountservice")).Output(); err == nil {
+		if d, err := time.ParseDuration(strings.TrimSpace(string(out))); err == nil && d > 0 {
+			interval = d.String()
+		}
+	}
+	return []string{"GOBLOG_TESTABILITY=" + testability, "GOBLOG_BROKER_PUBLISH=" + publish, "GOBLOG_HEALTH_INTERVAL=" + interval}
 }
 
 // restoreSettings redeploys a stack that was there before the run with its own settings, when

@@ -318,6 +318,7 @@ type serviceSpec struct {
 				CapabilityDrop []string
 				Mounts         []struct{ Source, Target string }
 				Secrets        []struct{ SecretName string }
+				Healthcheck    struct{ Interval time.Duration }
 			}
 		}
 		EndpointSpec struct {

@@ -66,7 +66,7 @@ func dialRefused(addr string) (bool, string) {
 }
 
 func TestZZDefaultDeployRefusesTestability(t *testing.T) {
-	unsetEnv(t, "GOBLOG_TESTABILITY", "GOBLOG_BROKER_PUBLISH")
+	unsetEnv(t, "GOBLOG_TESTABILITY", "GOBLOG_BROKER_PUBLISH", "GOBLOG_HEALTH_INTERVAL")
 	start := time.Now()
 	if err := copyall(15*time.Minute, nil); err != nil {
 		t.Fatalf("./copyall.sh (default settings): %v", err)
@@ -79,9 +79,14 @@ func TestZZDefaultDeployRefusesTestability(t *testing.T) {
 	for _, name := range []string{"edge", "accountservice"} {
 		svc := Service(name)
 		WaitFor(t, 3*time.Minute, svc+" converged", func() (bool, string) { return Converged(svc) })
-		env := inspectService(t, name).Spec.TaskTemplate.ContainerSpec.Env
-		if !slices.Contains(env, "TESTABILITY=false") || slices.Contains(env, "TESTABILITY=true") {
+		spec := inspectService(t, name).Spec.TaskTemplate.ContainerSpec
+		if env := spec.Env; !slices.Contains(env, "TESTABILITY=false") || slices.Contains(env, "TESTABILITY=true") {
 			t.Fatalf("%s env %v: want TESTABILITY=false after a default deploy", svc, env)
+		}
+		// The default health-check cadence (issue 12): each check is an exec costing the
+		// engine ~70 ms of CPU, so every 30 s, not the tests' 5 s.
+		if got := spec.Healthcheck.Interval; got != 30*time.Second {
+			t.Fatalf("%s health-check interval %v after a default deploy, want 30s", svc, got)
 		}
 	}
 	if ports := publishedPorts(t, "rabbitmq"); len(ports) != 0 {
