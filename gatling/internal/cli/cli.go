@@ -22,6 +22,7 @@ import (
 	"github.com/goblog/goblog/gatling/internal/report"
 	"github.com/goblog/goblog/gatling/internal/stats"
 	"github.com/goblog/goblog/internal/conf"
+	"github.com/goblog/goblog/internal/debugserve"
 )
 
 // Exit codes.
@@ -140,6 +141,7 @@ type options struct {
 	feeder     string
 	out        string
 	quiet      bool
+	debug      string
 	assertions []assertion.Assertion
 }
 
@@ -162,6 +164,7 @@ func newSet(o *options, env Env) *conf.Set {
 	s.String(&o.feeder, "feeder", "", "CSV feeder `file` with an accountId column (default: the shipped gatling/accounts.csv, ids 10000…10099)")
 	s.String(&o.out, "out", "", "report `directory` (default "+filepath.Join(env.DefaultOut, "<timestamp>")+")")
 	s.Bool(&o.quiet, "quiet", false, "no progress line")
+	debugserve.AddFlag(s, &o.debug)
 	s.Func("assert", "check `EXPR` at the end, e.g. ko=0 or 'p99<5ms' (repeatable; see above)", func(v string) error {
 		for _, expr := range strings.Split(v, ",") {
 			a, err := assertion.Parse(expr)
@@ -236,6 +239,15 @@ func Run(ctx context.Context, env Env) int {
 		}
 		fmt.Fprintf(env.Stderr, "[%5.0fs] users %d active, %d/%d started | %7.1f req/s | total %d | KO %d | OK p99 %s so far\n",
 			t.Elapsed.Seconds(), t.Users, t.Started, cfg.Users, t.Point.ReqPerSec, t.Progress.Requests.Total, t.Progress.Requests.KO, msTextShort(t.Progress.P99Ms))
+	}
+	if o.debug != "" { // profiles of the generator itself, while it runs
+		dctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go func() {
+			if err := debugserve.Run(dctx, o.debug, nil); err != nil {
+				fmt.Fprintf(env.Stderr, "gatling: -debug-listen: %v\n", err)
+			}
+		}()
 	}
 	runner, err := load.NewRunner(cfg, circ, rec, progress)
 	if err != nil {
