@@ -113,9 +113,11 @@ ramp_s=$(secs "$ramp") hold_s=$(secs "$hold") closed_s=$(secs "$closed")
 
 cd "$(dirname "$0")/.."
 root=$PWD
-for tool in docker go wrk curl; do
+for tool in docker go curl; do
 	command -v "$tool" >/dev/null || die "$tool is not installed"
 done
+# wrk (Debian's): installed when missing as root with apt, else the one command to run.
+scripts/prereqs.sh bench || die "prerequisites missing (above)"
 
 stack_svc=goblog_accountservice
 hello_svc=goblog-bench-hello

@@ -6,7 +6,7 @@ set -euo pipefail
 
 usage() {
 	cat <<'USAGE'
-usage: scripts/prereqs.sh [-n] STAGE...   (STAGE: build unit integration e2e lab)
+usage: scripts/prereqs.sh [-n] STAGE...   (STAGE: build unit integration e2e lab bench)
 
 Checks that every package scripts/packages.txt lists for the STAGEs is installed (its command is
 there). What is missing is installed with apt-get when this runs as root and apt-get exists
@@ -26,7 +26,7 @@ for arg in "$@"; do
 	case $arg in
 	-h | --help) usage; exit 0 ;;
 	-n) install=0 ;;
-	build | unit | integration | e2e | lab) stages+=("$arg") ;;
+	build | unit | integration | e2e | lab | bench) stages+=("$arg") ;;
 	*) usage >&2; say "unknown stage: $arg"; exit 2 ;;
 	esac
 done

@@ -192,13 +192,13 @@ func TestPackageList(t *testing.T) {
 			continue
 		}
 		switch f[0] {
-		case "build", "unit", "integration", "e2e", "lab":
+		case "build", "unit", "integration", "e2e", "lab", "bench":
 			stages[f[0]]++
 		default:
 			t.Errorf("line %d: unknown stage %q", i+1, f[0])
 		}
 	}
-	for _, s := range []string{"build", "unit", "integration", "e2e", "lab"} {
+	for _, s := range []string{"build", "unit", "integration", "e2e", "lab", "bench"} {
 		if stages[s] == 0 {
 			t.Errorf("stage %s has no package", s)
 		}
