@@ -284,7 +284,7 @@ func TestTurbineVerifiesATenantsInstances(t *testing.T) {
 	start := time.Now()
 	Docker(t, "service", "create", "--detach", "--name", svc,
 		"--label", "goblog.tenant="+tenantName, "--label", "goblog.service=accountservice", "--label", "swarmwatcher.port=6767",
-		"--network", Stack+"_net", "--endpoint-mode", "dnsrr",
+		"--network", Stack+"_net", "--endpoint-mode", "dnsrr", "--health-interval", testHealthInterval,
 		"--secret", "goblog_amqp_publisher_url", "--env", "AMQP_URL_FILE=/run/secrets/goblog_amqp_publisher_url",
 		"--env", "SELF_DNS=tasks."+svc, "--env", "QUOTES_URL=http://quotes-service:8080",
 		image)
