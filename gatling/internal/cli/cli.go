@@ -242,8 +242,10 @@ func Run(ctx context.Context, env Env) int {
 	}
 	if o.debug != "" { // profiles of the generator itself, while it runs
 		dctx, stop := context.WithCancel(ctx)
-		defer stop()
+		served := make(chan struct{})
+		defer func() { stop(); <-served }() // the listener is closed before Run returns
 		go func() {
+			defer close(served)
 			if err := debugserve.Run(dctx, o.debug, nil); err != nil {
 				fmt.Fprintf(env.Stderr, "gatling: -debug-listen: %v\n", err)
 			}

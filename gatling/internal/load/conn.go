@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -80,7 +81,8 @@ func (c *userConn) get(ctx context.Context, path string, deadline time.Time) (in
 
 // closedBeforeAnswer: the peer closed or reset the connection.
 func closedBeforeAnswer(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "connection reset") || strings.Contains(err.Error(), "broken pipe")
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 func (c *userConn) roundTrip(ctx context.Context, path string, deadline time.Time) (status int, body []byte, err error) {
