@@ -18,7 +18,7 @@
 //
 // It runs inside every service's container and inherits that service's
 // environment (PATH among it), so its variables carry a prefix:
-// HEALTHCHECKER_PORT, HEALTHCHECKER_PATH, HEALTHCHECKER_TIMEOUT.
+// HEALTHCHECKER_PORT, HEALTHCHECKER_PATH, HEALTHCHECKER_TIMEOUT, HEALTHCHECKER_JITTER.
 package main
 
 import (
