@@ -9,14 +9,31 @@ import (
 	"time"
 )
 
-func TestRun(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/health" {
-			http.NotFound(w, r)
-		}
-	}))
-	defer srv.Close()
+// serve runs h on 127.0.0.1 for the test and returns its port.
+func serve(t *testing.T, h http.HandlerFunc) string {
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
 	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	return port
+}
+
+// healthOnly answers 200 on /health and 404 elsewhere.
+func healthOnly(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/health" {
+		http.NotFound(w, r)
+	}
+}
+
+// recordWaits replaces sleep for the test and returns the waits asked for.
+func recordWaits(t *testing.T) *[]time.Duration {
+	var waits []time.Duration
+	sleep = func(d time.Duration) { waits = append(waits, d) }
+	t.Cleanup(func() { sleep = time.Sleep })
+	return &waits
+}
+
+func TestRun(t *testing.T) {
+	port := serve(t, healthOnly)
 	// A service's own environment must not reach the checker's flags.
 	t.Setenv("PATH", "/usr/local/bin:/usr/bin")
 	t.Setenv("PORT", "1")
@@ -46,27 +63,19 @@ func TestRun(t *testing.T) {
 }
 
 func TestRunLingersOnlyAfterAPass(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/health" {
-			http.NotFound(w, r)
-		}
-	}))
-	defer srv.Close()
-	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
-	var waits []time.Duration
-	sleep = func(d time.Duration) { waits = append(waits, d) }
-	t.Cleanup(func() { sleep = time.Sleep })
+	port := serve(t, healthOnly)
+	w := recordWaits(t)
 
 	for i := 0; i < 50; i++ {
 		if got := run([]string{"-port", port, "-jitter", "3s", "-timeout", "2s"}); got != 0 {
 			t.Fatalf("passing check: run = %d, want 0", got)
 		}
 	}
-	if len(waits) != 50 {
-		t.Fatalf("50 passing checks waited %d times", len(waits))
+	if len(*w) != 50 {
+		t.Fatalf("50 passing checks waited %d times", len(*w))
 	}
 	var longest time.Duration
-	for _, d := range waits {
+	for _, d := range *w {
 		if d < 0 || d > 2*time.Second {
 			t.Errorf("waited %s: want 0 … 2s (the -timeout, below the 3s jitter)", d)
 		}
@@ -77,12 +86,12 @@ func TestRunLingersOnlyAfterAPass(t *testing.T) {
 		t.Errorf("the longest of 50 waits is %s: the jitter does not spread", longest)
 	}
 
-	waits = nil
+	*w = nil
 	if got := run([]string{"-port", port, "-path", "/nope", "-jitter", "3s"}); got != 1 {
 		t.Errorf("failing check: run = %d, want 1", got)
 	}
-	if len(waits) != 0 {
-		t.Errorf("a failing check waited %v before exiting: it must exit at once", waits)
+	if len(*w) != 0 {
+		t.Errorf("a failing check waited %v before exiting: it must exit at once", *w)
 	}
 	if got := run([]string{"-port", port, "-jitter", "-1s"}); got != 2 {
 		t.Errorf("-jitter -1s: run = %d, want 2", got)
@@ -115,19 +124,13 @@ func TestLingerFor(t *testing.T) {
 // overruns the engine's timeout.
 func TestRunLingersNoLongerThanTheTimeoutLeaves(t *testing.T) {
 	const answerAfter = time.Second
-	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
-		time.Sleep(answerAfter)
-	}))
-	defer srv.Close()
-	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
-	var waits []time.Duration
-	sleep = func(d time.Duration) { waits = append(waits, d) }
-	t.Cleanup(func() { sleep = time.Sleep })
+	port := serve(t, func(http.ResponseWriter, *http.Request) { time.Sleep(answerAfter) })
+	w := recordWaits(t)
 
 	if got := run([]string{"-port", port, "-jitter", "1h", "-timeout", "3s"}); got != 0 {
 		t.Fatalf("run = %d, want 0", got)
 	}
-	if len(waits) != 1 || waits[0] > 3*time.Second-answerAfter {
-		t.Errorf("waited %v after a check that took over %s of a 3s timeout: want at most %s", waits, answerAfter, 3*time.Second-answerAfter)
+	if len(*w) != 1 || (*w)[0] > 3*time.Second-answerAfter {
+		t.Errorf("waited %v after a check that took over %s of a 3s timeout: want at most %s", *w, answerAfter, 3*time.Second-answerAfter)
 	}
 }
