@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/goblog/goblog/gatling/internal/assertion"
 	"github.com/goblog/goblog/gatling/internal/feeder"
+	"github.com/goblog/goblog/gatling/internal/hoststat"
 	"github.com/goblog/goblog/gatling/internal/load"
 	"github.com/goblog/goblog/gatling/internal/report"
 	"github.com/goblog/goblog/gatling/internal/stats"
@@ -258,6 +260,8 @@ func Run(ctx context.Context, env Env) int {
 	fmt.Fprintf(env.Stderr, "gatling: %d users over %v, each for %v with %v pause, against %s; report in %s\n",
 		cfg.Users, cfg.Ramp, cfg.Duration, cfg.Pause, cfg.BaseURL, dir)
 	cpu0 := cpuTime()
+	host0, hostErr := hoststat.Read()
+	host0At := time.Now()
 	runErr := runner.Run(ctx, start)
 	end := time.Now()
 	interrupted := runErr != nil
@@ -278,6 +282,9 @@ func Run(ctx context.Context, env Env) int {
 	}
 	if wall > 0 {
 		s.Generator.CPUPercent = round2(100 * cpu / wall)
+	}
+	if s.Host, err = hostUsage(host0, host0At, hostErr); err != nil {
+		fmt.Fprintf(env.Stderr, "gatling: the host's CPU use is left out of the report: %v\n", err)
 	}
 	var passed bool
 	s.Assertions, passed = assertion.CheckAll(o.assertions, s.Summary)
@@ -319,6 +326,24 @@ func msTextShort(p *float64) string {
 }
 
 func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
+
+// hostUsage is the host's CPU use from the reading taken before the run
+// (first, taken at firstAt, or the error of taking it) to now.
+func hostUsage(first hoststat.Sample, firstAt time.Time, firstErr error) (*hoststat.Usage, error) {
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	last, err := hoststat.Read()
+	if err != nil {
+		return nil, err
+	}
+	u, err := hoststat.Between(first, last, time.Since(firstAt))
+	if err != nil {
+		return nil, err
+	}
+	u.BusyPercent, u.StealPercent, u.ContextSwitchesPerS = round2(u.BusyPercent), round2(u.StealPercent), math.Round(u.ContextSwitchesPerS)
+	return &u, nil
+}
 
 // cpuTime is the CPU time (user + system) this process has used.
 func cpuTime() time.Duration {

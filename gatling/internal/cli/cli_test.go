@@ -167,6 +167,11 @@ func TestShortRun(t *testing.T) {
 			Interrupted bool
 			Feeder      string
 		}
+		Host *struct {
+			CPUs                int
+			BusyPercent         float64
+			ContextSwitchesPerS float64
+		}
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "stats.json"))
 	if err != nil {
@@ -181,6 +186,13 @@ func TestShortRun(t *testing.T) {
 	}
 	if s.Requests.Total < 20 || s.Requests.KO != 0 || sum != s.Requests.Total || s.Run.Interrupted {
 		t.Fatalf("stats %+v: want ≥ 20 OK requests, servedBy adding up to the total", s)
+	}
+	// This host's counters, over the run (the tests run on Linux).
+	if h := s.Host; h == nil || h.CPUs < 1 || h.BusyPercent <= 0 || h.BusyPercent > 100 || h.ContextSwitchesPerS <= 0 {
+		t.Errorf("stats.json host: %+v, want this host's CPUs, a busy share in (0, 100] and context switches", h)
+	}
+	if !strings.Contains(out.String(), "\nhost: ") {
+		t.Errorf("summary lacks the host line:\n%s", out.String())
 	}
 	if _, err := os.Stat(filepath.Join(dir, "index.html")); err != nil {
 		t.Fatal(err)

@@ -67,6 +67,7 @@ feeder {{.S.Run.Feeder}} ({{.S.Run.FeederIDs}} ids){{if .S.Run.Interrupted}} · 
 <table id="ranges"><tr><th class="l">range</th><th>responses</th><th>share</th></tr>
 {{range .S.Ranges}}<tr><td class="l">{{.Name}}</td><td>{{.Count}}</td><td>{{printf "%.2f" .Percentage}} %</td></tr>{{end}}</table>
 <p class="muted">generator: {{printf "%.2f" .S.Generator.CPUSeconds}} CPU-seconds, {{printf "%.1f" .S.Generator.CPUPercent}} % of one core, max RSS {{printf "%.1f" .S.Generator.MaxRSSMiB}} MiB, GOMAXPROCS {{.S.Generator.GOMAXPROCS}}</p>
+{{with .S.Host}}<p class="muted" id="host">host: {{.CPUs}} CPUs {{printf "%.1f" .BusyPercent}} % busy, steal {{printf "%.1f" .StealPercent}} %, {{printf "%.0f" .ContextSwitchesPerS}} context switches/s (over the run, the generator included)</p>{{end}}
 {{if .Errors}}<h2>KO by reason</h2><table id="errors"><tr><th class="l">reason</th><th>count</th></tr>
 {{range .Errors}}<tr><td class="l">{{.Reason}}</td><td>{{.Count}}</td></tr>{{end}}</table>{{end}}
 <h2>Response time percentiles over time (OK responses)</h2>

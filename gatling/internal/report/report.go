@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/goblog/goblog/gatling/internal/assertion"
+	"github.com/goblog/goblog/gatling/internal/hoststat"
 	"github.com/goblog/goblog/gatling/internal/stats"
 )
 
@@ -48,8 +49,11 @@ type Generator struct {
 // outcome of the -assert expressions (an empty list when none was given).
 type Stats struct {
 	stats.Summary
-	Run        Run                `json:"run"`
-	Generator  Generator          `json:"generator"`
+	Run       Run       `json:"run"`
+	Generator Generator `json:"generator"`
+	// Host is how busy the machine was over the run; absent where the
+	// host's counters could not be read.
+	Host       *hoststat.Usage    `json:"host,omitempty"`
 	Assertions []assertion.Result `json:"assertions"`
 }
 
@@ -153,6 +157,10 @@ func Summary(w io.Writer, s Stats) error {
 	g := s.Generator
 	fmt.Fprintf(w, "\ngenerator: %.2f CPU-s, %.1f %% of one core, max RSS %.1f MiB, GOMAXPROCS %d\n",
 		g.CPUSeconds, g.CPUPercent, g.MaxRSSMiB, g.GOMAXPROCS)
+	if h := s.Host; h != nil {
+		fmt.Fprintf(w, "host: %d CPUs %.1f %% busy, steal %.1f %%, %.0f context switches/s (over the run, the generator included)\n",
+			h.CPUs, h.BusyPercent, h.StealPercent, h.ContextSwitchesPerS)
+	}
 	if len(s.Assertions) > 0 {
 		fmt.Fprintln(w)
 	}

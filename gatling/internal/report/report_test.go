@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/goblog/goblog/gatling/internal/assertion"
+	"github.com/goblog/goblog/gatling/internal/hoststat"
 	"github.com/goblog/goblog/gatling/internal/stats"
 )
 
@@ -36,6 +37,7 @@ func sample() Stats {
 		Assertions: []assertion.Result{{Expression: "ko=0", Passed: false, Detail: "ko 5 of 507 requests"}, {Expression: "p99<5ms", Passed: true, Detail: "p99 <3> ms"}},
 		Run:        Run{BaseURL: "http://localhost:6767", Path: "/accounts/{id}", Users: 50, RampS: 1, HoldS: 4, PauseS: 1, TimeoutS: 10, KeepAlive: true, Feeder: "accounts.csv", FeederIDs: 100, UsersStarted: 50},
 		Generator:  Generator{CPUSeconds: 0.5, CPUPercent: 10, MaxRSSMiB: 20, GOMAXPROCS: 2},
+		Host:       &hoststat.Usage{CPUs: 2, BusyPercent: 61.5, StealPercent: 0.25, ContextSwitchesPerS: 40123},
 	}
 }
 
@@ -285,9 +287,48 @@ func TestSummaryTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := b.String()
-	for _, want := range []string{"requests", "p99", "507", "502", "101.4", "t >= 1200 ms", "assertion ko=0: failed (ko 5 of 507 requests)", "10.0.1.7", "%", "status 502", "generator:"} {
+	for _, want := range []string{"requests", "p99", "507", "502", "101.4", "t >= 1200 ms", "assertion ko=0: failed (ko 5 of 507 requests)", "10.0.1.7", "%", "status 502", "generator:",
+		"host: 2 CPUs 61.5 % busy, steal 0.2 %, 40123 context switches/s"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+func TestHostLine(t *testing.T) {
+	dir := t.TempDir()
+	if err := WriteDir(dir, sample()); err != nil {
+		t.Fatal(err)
+	}
+	html, err := os.ReadFile(filepath.Join(dir, "index.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `id="host">host: 2 CPUs 61.5 % busy, steal 0.2 %, 40123 context switches/s`; !strings.Contains(string(html), want) {
+		t.Errorf("page lacks %q", want)
+	}
+
+	// Where the host's counters could not be read, neither says anything of it.
+	s := sample()
+	s.Host = nil
+	var b bytes.Buffer
+	if err := Summary(&b, s); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "\nhost: ") {
+		t.Errorf("summary has a host line without figures:\n%s", b.String())
+	}
+	dir = t.TempDir()
+	if err := WriteDir(dir, s); err != nil {
+		t.Fatal(err)
+	}
+	if html, err = os.ReadFile(filepath.Join(dir, "index.html")); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(html), `id="host"`) {
+		t.Error("page has a host line without figures")
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "stats.json")); err != nil || strings.Contains(string(b), `"host"`) {
+		t.Errorf("stats.json without figures has a host object (or: %v):\n%s", err, b)
 	}
 }
