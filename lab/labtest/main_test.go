@@ -293,6 +293,33 @@ func scale(ctx context.Context, service string, n uint64) error {
 	})
 }
 
+// healthCycle is the longest one health check of the service's tasks can take,
+// counted from the end of the check before: the interval plus the timeout the
+// service was deployed with (docker-stack.yml's x-healthcheck, which
+// ./copyall.sh lengthens in the lab to 30 s and 30 s). retries is how many
+// failing checks in a row make a task unhealthy. Where the spec leaves a value
+// out, the image's HEALTHCHECK sets it; Docker's defaults stand in for those.
+func healthCycle(ctx context.Context, service string) (cycle time.Duration, retries int, err error) {
+	s, _, err := engine.ServiceInspectWithRaw(ctx, service, swarm.ServiceInspectOptions{})
+	if err != nil {
+		return 0, 0, fmt.Errorf("inspect %s: %w", service, err)
+	}
+	interval, timeout, retries := 30*time.Second, 30*time.Second, 3
+	if cs := s.Spec.TaskTemplate.ContainerSpec; cs != nil && cs.Healthcheck != nil {
+		h := cs.Healthcheck
+		if h.Interval > 0 {
+			interval = h.Interval
+		}
+		if h.Timeout > 0 {
+			timeout = h.Timeout
+		}
+		if h.Retries > 0 {
+			retries = h.Retries
+		}
+	}
+	return interval + timeout, retries, nil
+}
+
 // waitRunning waits until the service has exactly n running tasks.
 func waitRunning(t *testing.T, ctx context.Context, service string, n int, timeout time.Duration) (map[string]swarm.Task, error) {
 	t.Helper()

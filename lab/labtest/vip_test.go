@@ -24,13 +24,30 @@ var (
 // quotes-service replicas, an unhealthy replica replaced by swarm, and the
 // swarmwatcher listing every task with the engine's IPs.
 func TestVIP(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 35*time.Minute)
 	defer cancel()
 	t.Cleanup(func() { restoreScale(t, accountService, quotesService) })
 
 	if !t.Run("deployed in vip mode", func(t *testing.T) { checkVIPMode(t, ctx) }) {
 		t.FailNow()
 	}
+	// The waits below are counted in health-check cycles, from the settings the
+	// stack was deployed with: a task runs once a check has passed, and swarm
+	// replaces it after failing ones, so how long either takes follows from them.
+	// In the emulated guest, starting a task and exec'ing a check each take tens
+	// of seconds more, and a slower host stretches both again: on one CI host 2
+	// new accountservice tasks took 289 s to run (4.8 cycles of 60 s), and a
+	// replacement took more than 4 minutes. The budgets are twice what the
+	// settings allow at worst, or more; they are upper bounds, not expectations.
+	cycle, retries, err := healthCycle(ctx, accountService)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startBudget := 8 * cycle
+	// retries failing checks, then the replacement's first passing one.
+	replaceBudget := 2 * time.Duration(retries+1) * cycle
+	t.Logf("health check cycle (interval + timeout) %s, retries %d: up to %s for new tasks to run, %s for a replacement",
+		cycle, retries, startBudget, replaceBudget)
 	var accIPs, quoteIPs map[string]swarm.Task
 	if !t.Run("scale to 3 accountservice and 2 quotes-service", func(t *testing.T) {
 		if err := scale(ctx, accountService, 3); err != nil {
@@ -40,10 +57,10 @@ func TestVIP(t *testing.T) {
 			t.Fatal(err)
 		}
 		var err error
-		if accIPs, err = waitRunning(t, ctx, accountService, 3, 5*time.Minute); err != nil {
+		if accIPs, err = waitRunning(t, ctx, accountService, 3, startBudget); err != nil {
 			t.Fatal(err)
 		}
-		if quoteIPs, err = waitRunning(t, ctx, quotesService, 2, 5*time.Minute); err != nil {
+		if quoteIPs, err = waitRunning(t, ctx, quotesService, 2, startBudget); err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("accountservice tasks %v, quotes-service tasks %v", keys(accIPs), keys(quoteIPs))
@@ -54,7 +71,7 @@ func TestVIP(t *testing.T) {
 		checkRotation(t, ctx, 1, accIPs, quoteIPs)
 	})
 	t.Run("unhealthy replica is replaced", func(t *testing.T) {
-		checkUnhealthyReplaced(t, ctx)
+		checkUnhealthyReplaced(t, ctx, replaceBudget)
 	})
 	t.Run("swarmwatcher lists every task with the engine's IPs", func(t *testing.T) {
 		checkWatcher(t, ctx, 1, accountService, quotesService, edgeService)
@@ -115,8 +132,8 @@ func checkRotation(t *testing.T, ctx context.Context, i int, accIPs, quoteIPs ma
 }
 
 // checkUnhealthyReplaced marks one accountservice replica unhealthy through the
-// edge and waits for swarm to replace it with a new, healthy task.
-func checkUnhealthyReplaced(t *testing.T, ctx context.Context) {
+// edge and waits up to budget for swarm to replace it with a new, healthy task.
+func checkUnhealthyReplaced(t *testing.T, ctx context.Context, budget time.Duration) {
 	before, err := taskIPs(ctx, accountService)
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +151,7 @@ func checkUnhealthyReplaced(t *testing.T, ctx context.Context) {
 	t.Logf("marked task %s (%s, slot %d) unhealthy", victim.ID, answer.ServedBy, victim.Slot)
 	start := time.Now()
 	var after map[string]swarm.Task
-	err = eventually(t, "swarm replaced the unhealthy task", 4*time.Minute, 2*time.Second, func() error {
+	err = eventually(t, "swarm replaced the unhealthy task", budget, 5*time.Second, func() error {
 		var err error
 		if after, err = taskIPs(ctx, accountService); err != nil {
 			return err
