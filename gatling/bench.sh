@@ -23,9 +23,10 @@ data beside it in gatling/results/bench-<timestamp>/), and the table on stdout.
        task IP vs through the edge by name: p99 ratio
   P9   gatling vs wrk at the same connection count through the edge: p50
   P10  image sizes; container start -> healthy (engine events)
-  P11  CPU microseconds per request per hop (edge, accountservice,
-       quotes-service, the generator) over P3's hold, from the containers'
-       cgroup CPU counters, beside the hello service's (P1)
+  P11  CPU microseconds and context switches per request per hop (edge,
+       accountservice, quotes-service; CPU also for the generator) over P3's
+       hold, from the containers' cgroup CPU counters and their threads'
+       /proc switch counts, beside the hello service's (P1)
 
 With -cpu-only it runs just P1's hello and the tutorial's workload at the
 current replica count, and prints the P11 table (about a minute).
@@ -221,13 +222,26 @@ cpu_ns() {
 	echo "$total"
 }
 
-# cpu_snapshot FILE SERVICE...: "service nanoseconds" lines
+# switches SERVICE: the context switches (voluntary and not) so far of the
+# threads of the service's containers' main processes on this node. A thread
+# that ends between two snapshots takes its count with it (Go rarely ends one).
+switches() {
+	local id pid total=0 v
+	for id in $(containers "$1"); do
+		pid=$(docker inspect -f '{{.State.Pid}}' "$id")
+		v=$(cat "/proc/$pid"/task/*/status 2>/dev/null | awk '/^(non)?voluntary_ctxt_switches:/ {n += $2} END {print n + 0}')
+		total=$((total + v))
+	done
+	echo "$total"
+}
+
+# cpu_snapshot FILE SERVICE...: "service nanoseconds switches" lines
 cpu_snapshot() {
 	local file=$1 svc
 	shift
 	: >"$file"
 	for svc in "$@"; do
-		echo "$svc $(cpu_ns "$svc")" >>"$file"
+		echo "$svc $(cpu_ns "$svc") $(switches "$svc")" >>"$file"
 	done
 }
 
@@ -244,7 +258,8 @@ cpu_table() {
 	[[ $n =~ ^[1-9][0-9]*$ ]] || die "$name: no request count in $dir/stats.json"
 	{
 		echo "# $name: $n requests, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-		join "$before" "$after" | awk -v n="$n" '{printf "%-22s %8.1f us/request\n", $1, ($3 - $2) / n / 1000}'
+		# join: service, ns before, switches before, ns after, switches after
+		join "$before" "$after" | awk -v n="$n" '{printf "%-22s %8.1f us/request %6.1f switches/request\n", $1, ($4 - $2) / n / 1000, ($5 - $3) / n}'
 		echo "generator              $(awk -v c="$(generator_cpu_ns "$dir")" -v n="$n" 'BEGIN{printf "%8.1f", c / n / 1000}') us/request"
 	} | tee -a "$run/p11-cpu.txt" >&2
 }
