@@ -204,10 +204,13 @@ runner() {
 		die "$name: gatling-runner failed, see $run/$name.txt"
 }
 
-# cpu_ns SERVICE: the CPU nanoseconds used so far by the service's containers
-# on this node (cgroup v1 cpuacct.usage, or v2 cpu.stat usage_usec)
-cpu_ns() {
-	local id pid path total=0 v
+# hop_counters SERVICE: "nanoseconds switches" so far of the service's
+# containers on this node: CPU from the cgroup (v1 cpuacct.usage, or v2
+# cpu.stat usage_usec), and the context switches (voluntary and not) of the
+# threads of each container's main process. A thread that ends between two
+# snapshots takes its switches with it (Go rarely ends one).
+hop_counters() {
+	local id pid path ns=0 sw=0 v
 	for id in $(containers "$1"); do
 		pid=$(docker inspect -f '{{.State.Pid}}' "$id")
 		if path=$(awk -F: '$2 ~ /(^|,)cpuacct(,|$)/ {print $3}' "/proc/$pid/cgroup") && [[ -n $path && -r /sys/fs/cgroup/cpuacct$path/cpuacct.usage ]]; then
@@ -217,22 +220,12 @@ cpu_ns() {
 		else
 			die "no CPU counter for container $id of $1"
 		fi
-		total=$((total + v))
+		ns=$((ns + v))
+		v=$(awk '/^(non)?voluntary_ctxt_switches:/ {n += $2} END {print n + 0}' "/proc/$pid"/task/*/status) ||
+			die "no thread status for container $id of $1 (pid $pid)"
+		sw=$((sw + v))
 	done
-	echo "$total"
-}
-
-# switches SERVICE: the context switches (voluntary and not) so far of the
-# threads of the service's containers' main processes on this node. A thread
-# that ends between two snapshots takes its count with it (Go rarely ends one).
-switches() {
-	local id pid total=0 v
-	for id in $(containers "$1"); do
-		pid=$(docker inspect -f '{{.State.Pid}}' "$id")
-		v=$(cat "/proc/$pid"/task/*/status 2>/dev/null | awk '/^(non)?voluntary_ctxt_switches:/ {n += $2} END {print n + 0}')
-		total=$((total + v))
-	done
-	echo "$total"
+	echo "$ns $sw"
 }
 
 # cpu_snapshot FILE SERVICE...: "service nanoseconds switches" lines
@@ -241,7 +234,7 @@ cpu_snapshot() {
 	shift
 	: >"$file"
 	for svc in "$@"; do
-		echo "$svc $(cpu_ns "$svc") $(switches "$svc")" >>"$file"
+		echo "$svc $(hop_counters "$svc")" >>"$file"
 	done
 }
 
