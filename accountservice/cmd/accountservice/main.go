@@ -19,6 +19,7 @@ import (
 	"github.com/goblog/goblog/accountservice/internal/store"
 	"github.com/goblog/goblog/internal/conf"
 	"github.com/goblog/goblog/internal/debugserve"
+	"github.com/goblog/goblog/internal/exepages"
 	"github.com/goblog/goblog/internal/hostip"
 	"github.com/goblog/goblog/internal/httpserve"
 	"github.com/goblog/goblog/internal/lbclient"
@@ -43,6 +44,7 @@ type Config struct {
 	TokenInterval   time.Duration
 	TokenTTL        time.Duration
 	DebugListen     string
+	ExeRelease      time.Duration
 }
 
 // Validate reports what the flags' own checks cannot: settings that must
@@ -80,6 +82,7 @@ func load(args []string) (Config, *conf.Set, bool, error) {
 	s.Duration(&c.TokenInterval, "token-interval", 5*time.Second, "discovery token heartbeat interval", conf.AtLeast(time.Millisecond))
 	s.Duration(&c.TokenTTL, "token-ttl", 15*time.Second, "discovery token TTL: consumers forget this instance after this much silence", conf.AtLeast(time.Second))
 	debugserve.AddFlag(s, &c.DebugListen)
+	exepages.AddFlag(s, &c.ExeRelease)
 	done, err := s.Parse(args)
 	if done || err != nil {
 		return c, s, done, err
@@ -162,5 +165,6 @@ func run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	g.Go(func() error { return httpserve.Run(ctx, httpserve.New(cfg.Listen, h), cfg.Grace, logger) })
 	g.Go(func() error { return debugserve.Run(ctx, cfg.DebugListen, logger) })
+	g.Go(func() error { return exepages.Run(ctx, cfg.ExeRelease, logger) })
 	return g.Wait()
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/goblog/goblog/edge/internal/upstream"
 	"github.com/goblog/goblog/internal/conf"
 	"github.com/goblog/goblog/internal/debugserve"
+	"github.com/goblog/goblog/internal/exepages"
 	"github.com/goblog/goblog/internal/httpserve"
 	"github.com/goblog/goblog/internal/lbclient"
 	"github.com/goblog/goblog/internal/tenant"
@@ -35,6 +36,7 @@ type Config struct {
 	Grace           time.Duration
 	DebugListen     string
 	MetricsListen   string
+	ExeRelease      time.Duration
 }
 
 // load reads the configuration from args and the environment; done is true
@@ -54,6 +56,7 @@ func load(args []string) (Config, *conf.Set, bool, error) {
 	s.Duration(&c.UpstreamTimeout, "upstream-timeout", 15*time.Second, "bound on waiting for an upstream answer's headers", conf.AtLeast(time.Millisecond))
 	s.Duration(&c.Grace, "shutdown-grace", 10*time.Second, "how long in-flight requests may finish on SIGTERM", conf.AtLeast(time.Millisecond))
 	debugserve.AddFlag(s, &c.DebugListen)
+	exepages.AddFlag(s, &c.ExeRelease)
 	s.String(&c.MetricsListen, "metrics-listen", ":8181", "address serving Prometheus /metrics (the edge's answers; with -edge-discovery watcher the feed's state and the tenant routing); never publish it; empty: off", func(v string) error {
 		if v == "" {
 			return nil
@@ -85,6 +88,7 @@ func run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		})
 	}
 	g.Go(func() error { return debugserve.Run(ctx, cfg.DebugListen, logger) })
+	g.Go(func() error { return exepages.Run(ctx, cfg.ExeRelease, logger) })
 	return g.Wait()
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/goblog/goblog/internal/conf"
 	"github.com/goblog/goblog/internal/debugserve"
+	"github.com/goblog/goblog/internal/exepages"
 	"github.com/goblog/goblog/internal/hostip"
 	"github.com/goblog/goblog/internal/httpserve"
 	"github.com/goblog/goblog/quotes-service/internal/quotes"
@@ -23,6 +24,7 @@ type Config struct {
 	SelfDNS     string
 	Grace       time.Duration
 	DebugListen string
+	ExeRelease  time.Duration
 }
 
 // load reads the configuration from args and the environment; done is true
@@ -34,6 +36,7 @@ func load(args []string) (Config, *conf.Set, bool, error) {
 	s.String(&c.SelfDNS, "self-dns", "tasks.quotes-service", "DNS name of this service's tasks, to find this task's stack address")
 	s.Duration(&c.Grace, "shutdown-grace", 10*time.Second, "how long in-flight requests may finish on SIGTERM", conf.AtLeast(time.Millisecond))
 	debugserve.AddFlag(s, &c.DebugListen)
+	exepages.AddFlag(s, &c.ExeRelease)
 	done, err := s.Parse(args)
 	return c, s, done, err
 }
@@ -69,5 +72,6 @@ func run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	g.Go(func() error { return httpserve.Run(ctx, httpserve.New(cfg.Listen, h), cfg.Grace, logger) })
 	g.Go(func() error { return debugserve.Run(ctx, cfg.DebugListen, logger) })
+	g.Go(func() error { return exepages.Run(ctx, cfg.ExeRelease, logger) })
 	return g.Wait()
 }
