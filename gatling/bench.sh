@@ -27,9 +27,12 @@ data beside it in gatling/results/bench-<timestamp>/), and the table on stdout.
        accountservice, quotes-service; CPU also for the generator) over P3's
        hold, from the containers' cgroup CPU counters and their threads'
        /proc switch counts, beside the hello service's (P1)
+  P12  RSS of each accountservice process over each hold of the tutorial's
+       workload (P2, P3): the largest of samples every 2 s of
+       /proc/<pid>/smaps_rollup, anonymous and file pages apart
 
 With -cpu-only it runs just P1's hello and the tutorial's workload at the
-current replica count, and prints the P11 table (about a minute).
+current replica count, and prints the P11 and P12 tables (about a minute).
 
 It changes swarm state (creates and removes the service goblog-bench-hello,
 scales goblog_accountservice and restores it), so on a shared engine run it
@@ -146,11 +149,12 @@ log "stack in $mode mode (edge published in ${publish% } mode), accountservice a
 go build -o "$run/bin/gatling" ./gatling
 go build -o "$run/bin/benchreport" ./gatling/cmd/benchreport
 
-sampler="" events=""
+sampler="" rss_sampler="" events=""
 cleanup() {
 	local rc=$?
 	set +e
 	[[ -n $sampler ]] && kill "$sampler" 2>/dev/null && wait "$sampler" 2>/dev/null
+	[[ -n $rss_sampler ]] && kill "$rss_sampler" 2>/dev/null && wait "$rss_sampler" 2>/dev/null
 	[[ -n $events ]] && kill "$events" 2>/dev/null && wait "$events" 2>/dev/null
 	docker rm -f goblog-bench-p1-hello goblog-bench-p1-account goblog-bench-p5-direct goblog-bench-p5-edge >/dev/null 2>&1
 	if docker service inspect "$hello_svc" >/dev/null 2>&1; then
@@ -272,16 +276,53 @@ sample_stats() {
 	sampler=$!
 }
 
+# sample_rss FILE DELAY DURATION: every 2 s, "container rss_kB anonymous_kB"
+# of each accountservice process (/proc/<pid>/smaps_rollup), in the
+# background. A container that goes away between the listing and the read is
+# skipped; rss_table stops the run when no sample came at all.
+sample_rss() {
+	local file=$1 delay=$2 dur=$3
+	: >"$file"
+	(
+		sleep "$delay"
+		end=$((SECONDS + dur))
+		while ((SECONDS < end)); do
+			for id in $(containers "$stack_svc"); do
+				pid=$(docker inspect -f '{{.State.Pid}}' "$id" 2>/dev/null) || continue
+				awk -v id="$id" '/^Rss:/ {r = $2} /^Anonymous:/ {a = $2} END {if (r != "") print id, r, a}' \
+					"/proc/$pid/smaps_rollup" 2>/dev/null >>"$file" || true
+			done
+			sleep 2
+		done
+	) &
+	rss_sampler=$!
+}
+
+# rss_table NAME FILE: each process's largest RSS sample (anonymous and file
+# pages apart) into $run/p12-rss.txt
+rss_table() {
+	local name=$1 file=$2
+	[[ -s $file ]] || die "$name: no RSS sample of $stack_svc in $file"
+	{
+		echo "# P12 $name: RSS per accountservice process over the hold (largest of the 2 s samples)"
+		sort -k1,1 -k2,2nr "$file" | awk '$1 != last {last = $1; printf "%-14s %6.2f MiB  (anonymous %5.2f, file %5.2f)\n", $1, $2 / 1024, $3 / 1024, ($2 - $3) / 1024}'
+	} | tee -a "$run/p12-rss.txt" >&2
+}
+
 # tutorial NAME: the tutorial's workload through the edge from this host,
-# with docker stats sampled during the hold
+# with docker stats and accountservice's RSS sampled during the hold
 tutorial() {
 	local name=$1
 	log "$name: $users users, ramp $ramp, hold $hold, pause $pause through $base ($(containers "$stack_svc" | wc -l) replica(s))"
 	echo "loadavg_before_$name=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$run/meta.txt"
 	sample_stats "$run/$name-dockerstats.jsonl" $((ramp_s + 2)) $((hold_s > 6 ? hold_s - 6 : 1))
+	sample_rss "$run/$name-rss.txt" $((ramp_s + 2)) $((hold_s > 6 ? hold_s - 6 : 1))
 	"$run/bin/gatling" -baseUrl "$base" -users "$users" -ramp "$ramp" -duration "$hold" -pause "$pause" -quiet -out "$run/$name" >"$run/$name.txt"
 	wait "$sampler" || true
 	sampler=""
+	wait "$rss_sampler" || true
+	rss_sampler=""
+	rss_table "$name" "$run/$name-rss.txt"
 	mapfile -t ids < <(containers "$stack_svc")
 	docker inspect "${ids[@]}" >"$run/$name-containers.json"
 	grep -E '^ +[0-9]+ ' "$run/$name.txt" >&2 || true
@@ -331,7 +372,7 @@ if ((cpu_only == 1)); then
 	tutorial p11
 	cpu_snapshot "$run/p11-after.txt" "${hops[@]}"
 	cpu_table "P11 the tutorial's workload through the edge ($(containers "$stack_svc" | wc -l) accountservice replicas)" "$run/p11" "$run/p11-before.txt" "$run/p11-after.txt"
-	log "CPU per request per hop: $run/p11-cpu.txt"
+	log "CPU per request per hop: $run/p11-cpu.txt; RSS per accountservice: $run/p12-rss.txt"
 	exit 0
 fi
 runner p1-account -baseUrl "http://$acct_ip:6767" -users "$conns" -ramp 0s -duration "$closed" -pause 0s
@@ -388,6 +429,12 @@ mkdir -p "$(dirname "$results")"
 	echo '```'
 	cat "$run/p11-cpu.txt"
 	echo '```'
+	echo
+	echo "## P12: RSS per accountservice process"
+	echo
+	echo '```'
+	cat "$run/p12-rss.txt"
+	echo '```'
 } >>"$results"
-cat "$run/p11-cpu.txt"
+cat "$run/p11-cpu.txt" "$run/p12-rss.txt"
 log "results: $results"
