@@ -1,7 +1,6 @@
 package discoverytoken
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
 	"sync"
@@ -9,6 +8,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/goblog/goblog/internal/syncbuf"
 )
 
 // fakeAcker records what the consumer did with each delivery.
@@ -31,23 +32,10 @@ func (f *fakeAcker) Reject(_ uint64, requeue bool) error {
 	return nil
 }
 
-// syncBuffer is a log sink safe for the consumer's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 func TestConsumerCountsMalformedPerKindAndLogsEachKindOnce(t *testing.T) {
 	clock := newFakeClock()
 	reg := NewRegistry(RegistryConfig{Now: clock.Now})
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	c, err := NewConsumer(ConsumerConfig{URL: "amqp://u:p@broker:5672/", Sink: reg, Now: clock.Now,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {

@@ -14,10 +14,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/goblog/goblog/internal/syncbuf"
 )
 
 func TestMain(m *testing.M) {
@@ -106,7 +107,7 @@ func TestInterruptChecksAssertions(t *testing.T) {
 		"-interval", "100ms", "-out", dir, "-assert", "ko=0")
 	cmd.Env = []string{"GATLING_TEST_MAIN=1"}
 	var out strings.Builder
-	var errOut syncBuffer // read while the process writes it
+	var errOut syncbuf.Buffer // read while the process writes it
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -150,21 +151,4 @@ func TestInterruptChecksAssertions(t *testing.T) {
 	if err := json.Unmarshal(b, &s); err != nil || len(s.Assertions) != 1 || !s.Run.Interrupted {
 		t.Fatalf("stats.json after interrupt: %v %+v", err, s)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -6,9 +6,10 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/goblog/goblog/internal/syncbuf"
 )
 
 // The test binary releases its own pages and goes on running: the code it
@@ -38,7 +39,7 @@ func TestReleaseShrinksTheResidentBinary(t *testing.T) {
 }
 
 func TestRunReleasesAtOnceAndStopsWithItsContext(t *testing.T) {
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -64,22 +65,4 @@ func TestRunWithoutIntervalReleasesNothing(t *testing.T) {
 	if logs.Len() != 0 {
 		t.Errorf("logged %s", logs.String())
 	}
-}
-
-// lockedBuffer is a log sink that Run's goroutine writes while the test reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/goblog/goblog/internal/syncbuf"
 )
 
 const feederCSV = "accountId\n10000\n10001\n"
@@ -27,19 +29,6 @@ func noEnv(string) (string, bool) { return "", false }
 func envOf(kv map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := kv[k]; return v, ok }
 }
-
-// syncBuffer is written by the progress goroutine and read by the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func servedByServer(t *testing.T) *httptest.Server {
 	var mu sync.Mutex
@@ -144,7 +133,7 @@ func TestShortRun(t *testing.T) {
 	srv := servedByServer(t)
 	dir := t.TempDir()
 	var out bytes.Buffer
-	var errOut syncBuffer
+	var errOut syncbuf.Buffer
 	code := Run(context.Background(), Env{
 		Args:   []string{"-baseUrl", srv.URL, "-users", "4", "-ramp", "200ms", "-duration", "1500ms", "-pause", "50ms", "-out", dir},
 		Stdout: &out, Stderr: &errOut, LookupEnv: noEnv, EmbeddedFeeder: []byte(feederCSV),
@@ -203,7 +192,7 @@ func TestInterruptWritesReport(t *testing.T) {
 	srv := servedByServer(t)
 	parent := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
-	var errOut syncBuffer
+	var errOut syncbuf.Buffer
 	var out bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
@@ -315,7 +304,7 @@ func TestSplitOKAndKO(t *testing.T) {
 	t.Cleanup(srv.Close)
 	dir := t.TempDir()
 	var out bytes.Buffer
-	var errOut syncBuffer
+	var errOut syncbuf.Buffer
 	code := Run(context.Background(), Env{
 		Args:   []string{"-base-url", srv.URL, "-users", "2", "-ramp", "0s", "-duration", "300ms", "-pause", "5ms", "-quiet", "-out", dir, "-assert", "ok>0", "-assert", "p50>=3ms"},
 		Stdout: &out, Stderr: &errOut, LookupEnv: noEnv, EmbeddedFeeder: []byte(feederCSV),
@@ -350,7 +339,7 @@ func TestSplitOKAndKO(t *testing.T) {
 func TestClosedPort(t *testing.T) {
 	dir := t.TempDir()
 	var out bytes.Buffer
-	var errOut syncBuffer
+	var errOut syncbuf.Buffer
 	code := Run(context.Background(), Env{
 		Args:   []string{"-base-url", "http://" + closedPort(t), "-users", "1", "-ramp", "0s", "-duration", "200ms", "-pause", "10ms", "-quiet", "-out", dir, "-assert", "ko=0", "-assert", "p99<5ms"},
 		Stdout: &out, Stderr: &errOut, LookupEnv: noEnv, EmbeddedFeeder: []byte(feederCSV),

@@ -9,12 +9,12 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/goblog/goblog/internal/syncbuf"
 	"github.com/goblog/goblog/swarmwatcher/api"
 )
 
@@ -176,26 +176,8 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log sink the test reads while the dispatcher writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestLogsNeverShowCredentialsOrQueryValues(t *testing.T) {
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	u, _ := url.Parse("http://127.0.0.1:1/hook?token=s3cr3t&x=y")
 	u.User = url.UserPassword("bob", "pa55")
 	d, _ := run(t, Config{URLs: []string{u.String()}, MaxAttempts: 2, Sleep: (&sleeps{}).sleep, Timeout: time.Second,
