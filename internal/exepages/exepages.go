@@ -9,12 +9,13 @@
 // fuse-overlayfs storage driver every container has its own copy of those
 // pages in the page cache.
 //
-// Release, called once start-up is done, marks the binary's read-only
-// mappings for random access (no readahead, so no large folios from then
-// on), unmaps their pages (MADV_DONTNEED: they are never written, so nothing
-// is lost) and asks the kernel to drop the file's cached pages that no one
-// maps any more (POSIX_FADV_DONTNEED). What the process still runs faults
-// back in, a page at a time, from the file.
+// A release marks the binary's read-only mappings for random access (no
+// readahead, so no large folios from then on), unmaps their pages
+// (MADV_DONTNEED: they are never written, so nothing is lost) and asks the
+// kernel to drop the file's cached pages that no one maps any more
+// (POSIX_FADV_DONTNEED). What the process still runs faults back in, a page at
+// a time, from the file. Run releases once start-up is done and then at an
+// interval; Release does it once.
 //
 // It is advice: a kernel that ignores it leaves the process as it was.
 package exepages
@@ -39,6 +40,17 @@ type Result struct {
 
 // ErrUnsupported is returned where the kernel offers no such advice.
 var ErrUnsupported = errors.New("exepages: not supported on this system")
+
+// Release gives back the executable's read-only pages once (see the package
+// comment); Run does it at an interval. Calling it again is harmless.
+func Release() (Result, error) {
+	b, err := locate()
+	if err != nil {
+		return Result{}, err
+	}
+	defer b.Close()
+	return b.release()
+}
 
 // mapping is one line of /proc/<pid>/maps.
 type mapping struct {

@@ -2,5 +2,12 @@
 
 package exepages
 
-// Release does nothing here: it needs Linux's madvise and /proc.
-func Release() (Result, error) { return Result{}, ErrUnsupported }
+// binary is the running executable; there is none to release here.
+type binary struct{}
+
+// locate fails here: releasing needs Linux's madvise and /proc.
+func locate() (*binary, error) { return nil, ErrUnsupported }
+
+func (*binary) Close() error { return nil }
+
+func (*binary) release() (Result, error) { return Result{}, ErrUnsupported }

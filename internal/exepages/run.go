@@ -38,10 +38,16 @@ func Run(ctx context.Context, interval time.Duration, logger *slog.Logger) error
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	b, err := locate() // once: the binary's mappings stay where they are
+	if err != nil {
+		logger.Warn("binary's pages kept: release failed; not trying again", "err", err)
+		return nil
+	}
+	defer b.Close()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for first := true; ; first = false {
-		r, err := Release()
+		r, err := b.release()
 		if err != nil {
 			logger.Warn("binary's pages kept: release failed; not trying again", "err", err)
 			return nil
