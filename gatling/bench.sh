@@ -278,17 +278,22 @@ sample_stats() {
 
 # sample_rss FILE DELAY DURATION: every 2 s, "container rss_kB anonymous_kB"
 # of each accountservice process (/proc/<pid>/smaps_rollup), in the
-# background. A container that goes away between the listing and the read is
-# skipped; rss_table stops the run when no sample came at all.
+# background. The processes are looked up once, after DELAY: asking the
+# engine every 2 s would load the machine being measured. One that ends
+# during the hold is skipped; rss_table stops the run when no sample came.
 sample_rss() {
 	local file=$1 delay=$2 dur=$3
 	: >"$file"
 	(
 		sleep "$delay"
+		procs=()
+		for id in $(containers "$stack_svc"); do
+			procs+=("$id $(docker inspect -f '{{.State.Pid}}' "$id" 2>/dev/null)") || true
+		done
 		end=$((SECONDS + dur))
 		while ((SECONDS < end)); do
-			for id in $(containers "$stack_svc"); do
-				pid=$(docker inspect -f '{{.State.Pid}}' "$id" 2>/dev/null) || continue
+			for p in "${procs[@]}"; do
+				read -r id pid <<<"$p"
 				awk -v id="$id" '/^Rss:/ {r = $2} /^Anonymous:/ {a = $2} END {if (r != "") print id, r, a}' \
 					"/proc/$pid/smaps_rollup" 2>/dev/null >>"$file" || true
 			done
