@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,9 +32,17 @@ type lane struct {
 	// may be picked again.
 	downUntil atomic.Int64
 
-	mu      sync.Mutex
-	idle    []*pconn // most recently used last
-	retired bool     // connections coming back are closed
+	mu   sync.Mutex
+	idle []*pconn // most recently used last
+	// open counts the lane's connections: idle, carrying a request, or
+	// being dialled. With MaxConnsPerTask a request finding none idle and
+	// the lane at its bound waits, first come first served, in waiters for
+	// a connection handed back (or, nil, for the slot of one that closed,
+	// which it then dials). A waiter exists only while no connection is
+	// idle: put hands a connection to a waiter before keeping it.
+	open    int
+	waiters []chan *pconn
+	retired bool // connections coming back are closed
 }
 
 func newLane(t *Transport, addr netip.Addr, port string, born time.Time) *lane {
@@ -74,8 +83,9 @@ func (c *countingConn) Read(p []byte) (int, error) {
 
 const bufSize = 4 << 10
 
-// get returns an idle connection (the most recent that is not too old) or a
-// new one.
+// get returns an idle connection (the most recent that is not too old), or
+// a new one while the lane is under MaxConnsPerTask, or else waits for one to
+// come back (until ctx ends).
 func (l *lane) get(ctx context.Context) (*pconn, error) {
 	now := time.Now()
 	l.mu.Lock()
@@ -87,32 +97,110 @@ func (l *lane) get(ctx context.Context) (*pconn, error) {
 			l.mu.Unlock()
 			return pc, nil
 		}
+		l.open-- // no waiter exists while one is idle
 		_ = pc.conn.Close()
 	}
+	if max := l.cfg.MaxConnsPerTask; max <= 0 || l.open < max {
+		l.open++
+		l.mu.Unlock()
+		return l.dialCounted(ctx)
+	}
+	w := make(chan *pconn, 1)
+	l.waiters = append(l.waiters, w)
 	l.mu.Unlock()
-	return l.dial(ctx)
+	select {
+	case pc := <-w:
+		if pc == nil {
+			return l.dialCounted(ctx)
+		}
+		return pc, nil
+	case <-ctx.Done():
+	}
+	l.mu.Lock()
+	if i := slices.Index(l.waiters, w); i >= 0 {
+		l.waiters = slices.Delete(l.waiters, i, i+1)
+		l.mu.Unlock()
+		return nil, ctx.Err()
+	}
+	l.mu.Unlock()
+	// Handed a connection or a slot as ctx ended: pass it on.
+	if pc := <-w; pc != nil {
+		l.put(pc)
+	} else {
+		l.release()
+	}
+	return nil, ctx.Err()
 }
 
-// dial makes a new connection for the lane.
+// dial makes a new connection for the lane, counted among its open ones
+// whatever the bound (a vip retry must not wait).
 func (l *lane) dial(ctx context.Context) (*pconn, error) {
+	l.mu.Lock()
+	l.open++
+	l.mu.Unlock()
+	return l.dialCounted(ctx)
+}
+
+// dialCounted makes a connection for a slot already counted in open; the
+// slot is released when the dial fails.
+func (l *lane) dialCounted(ctx context.Context) (*pconn, error) {
 	c, err := l.dialFn(ctx, "tcp", l.dialAddr)
 	if err != nil {
+		l.release()
 		return nil, err
 	}
 	cc := &countingConn{Conn: c}
 	return &pconn{conn: c, counted: cc, br: bufio.NewReaderSize(cc, bufSize), bw: bufio.NewWriterSize(c, bufSize)}, nil
 }
 
-// put keeps pc for the next request, or closes it.
+// popWaiter takes the longest waiting request's channel, if any. l.mu held.
+func (l *lane) popWaiter() chan *pconn {
+	if len(l.waiters) == 0 {
+		return nil
+	}
+	w := l.waiters[0]
+	l.waiters[0] = nil
+	l.waiters = l.waiters[1:]
+	return w
+}
+
+// put hands pc to the longest waiting request, or keeps it for the next
+// one, or closes it.
 func (l *lane) put(pc *pconn) {
 	pc.lastUsed = time.Now()
 	l.mu.Lock()
+	if w := l.popWaiter(); w != nil {
+		l.mu.Unlock()
+		w <- pc
+		return
+	}
 	if l.retired || len(l.idle) >= l.cfg.MaxIdlePerTask {
+		l.open--
 		l.mu.Unlock()
 		_ = pc.conn.Close()
 		return
 	}
 	l.idle = append(l.idle, pc)
+	l.mu.Unlock()
+}
+
+// discard closes pc, which will not be used again, and frees its slot.
+func (l *lane) discard(pc *pconn) {
+	_ = pc.conn.Close()
+	l.release()
+}
+
+// release frees the slot of a connection that closed or could not be made:
+// the longest waiting request gets it (and dials), else the lane has one
+// connection less.
+func (l *lane) release() {
+	l.mu.Lock()
+	if w := l.popWaiter(); w != nil {
+		l.mu.Unlock()
+		w <- nil
+		return
+	}
+	l.open--
 	l.mu.Unlock()
 }
 
@@ -122,6 +210,7 @@ func (l *lane) closeIdle(retire bool) {
 	l.mu.Lock()
 	idle := l.idle
 	l.idle = nil
+	l.open -= len(idle)
 	if retire {
 		l.retired = true
 	}
@@ -157,7 +246,7 @@ func (l *lane) send(req *http.Request, pc *pconn) (resp *http.Response, answered
 	stop := context.AfterFunc(ctx, func() { _ = pc.conn.SetDeadline(aLongTimeAgo) })
 	fail := func(err error) (*http.Response, bool, error) {
 		stop()
-		_ = pc.conn.Close()
+		l.discard(pc)
 		l.inflight.Add(-1)
 		return nil, pc.counted.read > 0, err
 	}
@@ -245,7 +334,7 @@ func (b *body) finish(whole bool) {
 	if whole && b.keep && stopped {
 		b.l.put(b.pc)
 	} else {
-		_ = b.pc.conn.Close()
+		b.l.discard(b.pc)
 	}
 	b.l.inflight.Add(-1)
 }
@@ -291,6 +380,7 @@ func (l *lane) closeIdleBefore(since time.Time) {
 	}
 	clear(l.idle[len(kept):])
 	l.idle = kept
+	l.open -= len(old)
 	l.mu.Unlock()
 	for _, pc := range old {
 		_ = pc.conn.Close()

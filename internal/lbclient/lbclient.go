@@ -75,8 +75,15 @@ type Config struct {
 	// VIPMaxAge is how long such a lane lives before it is replaced. Default 5s.
 	VIPMaxAge time.Duration
 	// MaxInFlightPerTask bounds the requests one lane carries at once (0: no
-	// bound). It also bounds the lane's connections.
+	// bound), those waiting for a connection included.
 	MaxInFlightPerTask int
+	// MaxConnsPerTask bounds one lane's connections (0: no bound, i.e. at
+	// most MaxInFlightPerTask). A request finding the lane at its bound with
+	// no connection idle waits for one to come back, until its context
+	// ends. Each connection costs its task a goroutine and buffers even when
+	// idle; a task answering on one P gains nothing from more connections
+	// than it overlaps waits. A vip retry dials past the bound.
+	MaxConnsPerTask int
 	// MaxIdlePerTask is how many idle connections a lane keeps. Default 64.
 	MaxIdlePerTask int
 	// IdleConnTimeout closes a connection idle this long. Default 30s.
@@ -146,6 +153,9 @@ func NewWithoutRetry(cfg Config) *Transport {
 	}
 	if cfg.MaxInFlightPerTask < 0 {
 		cfg.MaxInFlightPerTask = 0
+	}
+	if cfg.MaxConnsPerTask < 0 {
+		cfg.MaxConnsPerTask = 0
 	}
 	if cfg.MaxIdlePerTask <= 0 {
 		cfg.MaxIdlePerTask = 64

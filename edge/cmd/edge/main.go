@@ -30,6 +30,7 @@ type Config struct {
 	WatcherURL      string
 	WatcherService  string
 	MaxInFlight     int
+	MaxConns        int
 	Testability     bool
 	DialTimeout     time.Duration
 	UpstreamTimeout time.Duration
@@ -51,6 +52,7 @@ func load(args []string) (Config, *conf.Set, bool, error) {
 	s.URL(&c.WatcherURL, "watcher-url", "http://swarmwatcher:6969", "the swarmwatcher, for -edge-discovery watcher", "http", "https")
 	s.String(&c.WatcherService, "watcher-service", "", "swarm service to balance over with -edge-discovery watcher (default: the -edge-target host; \"accountservice\" finds \"<stack>_accountservice\")")
 	s.Int(&c.MaxInFlight, "max-in-flight-per-task", 128, "requests one upstream task carries at once; beyond it on every task the edge answers 503 with Retry-After (0: no bound)", conf.AtLeast(0))
+	s.Int(&c.MaxConns, "max-conns-per-task", 8, "connections kept to one upstream task; a request finding all of them busy waits for one (it still counts in flight). Each costs the task a goroutine and buffers even when idle (0: no bound)", conf.AtLeast(0))
 	s.Bool(&c.Testability, "testability", false, "proxy /testability/* to accountservice (else 404)")
 	s.Duration(&c.DialTimeout, "dial-timeout", time.Second, "bound on one upstream connection attempt", conf.AtLeast(time.Millisecond))
 	s.Duration(&c.UpstreamTimeout, "upstream-timeout", 15*time.Second, "bound on waiting for an upstream answer's headers", conf.AtLeast(time.Millisecond))
@@ -79,7 +81,7 @@ func run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	defer closeTransport()
-	logger.Info("proxying", "target", cfg.Target.String(), "discovery", cfg.Discovery, "tenantRouting", cfg.Discovery == "watcher", "maxInFlightPerTask", cfg.MaxInFlight, "testability", cfg.Testability)
+	logger.Info("proxying", "target", cfg.Target.String(), "discovery", cfg.Discovery, "tenantRouting", cfg.Discovery == "watcher", "maxInFlightPerTask", cfg.MaxInFlight, "maxConnsPerTask", cfg.MaxConns, "testability", cfg.Testability)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return httpserve.Run(ctx, httpserve.New(cfg.Listen, h), cfg.Grace, logger) })
 	if cfg.MetricsListen != "" {
@@ -97,6 +99,7 @@ func run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 func handler(cfg Config, logger *slog.Logger) (h, metrics http.Handler, close func(), err error) {
 	transport := lbclient.New(lbclient.Config{
 		MaxInFlightPerTask:    cfg.MaxInFlight,
+		MaxConnsPerTask:       cfg.MaxConns,
 		DialTimeout:           cfg.DialTimeout,
 		ResponseHeaderTimeout: cfg.UpstreamTimeout,
 	})
