@@ -46,6 +46,27 @@ func waitFor(cond func() bool) {
 	}
 }
 
+// oneConnClient is a client over one lane to 127.0.0.1 that keeps one
+// connection at most.
+func oneConnClient() (*Transport, *http.Client) {
+	cfg := quiet(staticLookup("127.0.0.1"))
+	cfg.MaxConnsPerTask = 1
+	cfg.VIPLanes = 1
+	tr := New(cfg)
+	return tr, &http.Client{Transport: tr}
+}
+
+// fetchAll GETs url and reads the answer to its end.
+func fetchAll(c *http.Client, url string) error {
+	resp, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.ReadAll(resp.Body)
+	return err
+}
+
 func TestConnBoundMakesRequestsWaitAndAllSucceed(t *testing.T) {
 	port, bs := startBackends(t, "127.0.0.1", "127.0.0.2")
 	hold := make(chan struct{})
@@ -122,20 +143,9 @@ func TestWaiterDialsWhenAConnectionCloses(t *testing.T) {
 		}
 		_, _ = io.WriteString(w, "ok")
 	})
-	cfg := quiet(staticLookup("127.0.0.1"))
-	cfg.MaxConnsPerTask = 1
-	cfg.VIPLanes = 1
-	tr := New(cfg)
-	c := &http.Client{Transport: tr}
+	tr, c := oneConnClient()
 	errs := make(chan error, 2)
-	fetch := func() {
-		resp, err := c.Get("http://svc:" + port + "/")
-		if err == nil {
-			_, err = io.ReadAll(resp.Body)
-			resp.Body.Close()
-		}
-		errs <- err
-	}
+	fetch := func() { errs <- fetchAll(c, "http://svc:"+port+"/") }
 	go fetch()
 	waitFor(func() bool { return bs[0].requests.Load() == 1 })
 	go fetch()
@@ -166,20 +176,9 @@ func TestCanceledWaiterLeavesTheLaneUsable(t *testing.T) {
 		}
 		_, _ = io.WriteString(w, "ok")
 	})
-	cfg := quiet(staticLookup("127.0.0.1"))
-	cfg.MaxConnsPerTask = 1
-	cfg.VIPLanes = 1
-	tr := New(cfg)
-	c := &http.Client{Transport: tr}
+	tr, c := oneConnClient()
 	done := make(chan error, 1)
-	go func() {
-		resp, err := c.Get("http://svc:" + port + "/hold")
-		if err == nil {
-			_, err = io.ReadAll(resp.Body)
-			resp.Body.Close()
-		}
-		done <- err
-	}()
+	go func() { done <- fetchAll(c, "http://svc:"+port+"/hold") }()
 	waitFor(func() bool { return held.Load() == 1 })
 	l := laneOf(tr, "svc:"+port, "127.0.0.1")
 
