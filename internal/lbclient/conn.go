@@ -85,7 +85,8 @@ const bufSize = 4 << 10
 
 // get returns an idle connection (the most recent that is not too old), or
 // a new one while the lane is under MaxConnsPerTask, or else waits for one to
-// come back (until ctx ends).
+// come back: at most MaxConnWait, then it dials past the bound (until ctx
+// ends).
 func (l *lane) get(ctx context.Context) (*pconn, error) {
 	now := time.Now()
 	l.mu.Lock()
@@ -108,28 +109,48 @@ func (l *lane) get(ctx context.Context) (*pconn, error) {
 	w := make(chan *pconn, 1)
 	l.waiters = append(l.waiters, w)
 	l.mu.Unlock()
+	wait := time.NewTimer(l.cfg.MaxConnWait)
+	defer wait.Stop()
+	var err error
 	select {
 	case pc := <-w:
 		if pc == nil {
 			return l.dialCounted(ctx)
 		}
 		return pc, nil
+	case <-wait.C:
 	case <-ctx.Done():
+		err = ctx.Err()
 	}
 	l.mu.Lock()
 	if i := slices.Index(l.waiters, w); i >= 0 {
 		l.waiters = slices.Delete(l.waiters, i, i+1)
+		if err != nil {
+			l.mu.Unlock()
+			return nil, err
+		}
+		// None came back in time: the task is holding its requests (a slow
+		// dependency), not just busy. Dial past the bound rather than queue
+		// behind them.
+		l.open++
 		l.mu.Unlock()
-		return nil, ctx.Err()
+		return l.dialCounted(ctx)
 	}
 	l.mu.Unlock()
-	// Handed a connection or a slot as ctx ended: pass it on.
-	if pc := <-w; pc != nil {
-		l.put(pc)
+	// Handed a connection or a slot just now.
+	pc := <-w
+	if err == nil {
+		if pc == nil {
+			return l.dialCounted(ctx)
+		}
+		return pc, nil
+	}
+	if pc != nil {
+		l.put(pc) // pass it on
 	} else {
 		l.release()
 	}
-	return nil, ctx.Err()
+	return nil, err
 }
 
 // dial makes a new connection for the lane, counted among its open ones

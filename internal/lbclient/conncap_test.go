@@ -47,10 +47,11 @@ func waitFor(cond func() bool) {
 }
 
 // oneConnClient is a client over one lane to 127.0.0.1 that keeps one
-// connection at most.
-func oneConnClient() (*Transport, *http.Client) {
+// connection at most, and waits for it as long as wait.
+func oneConnClient(wait time.Duration) (*Transport, *http.Client) {
 	cfg := quiet(staticLookup("127.0.0.1"))
 	cfg.MaxConnsPerTask = 1
+	cfg.MaxConnWait = wait
 	cfg.VIPLanes = 1
 	tr := New(cfg)
 	return tr, &http.Client{Transport: tr}
@@ -81,6 +82,7 @@ func TestConnBoundMakesRequestsWaitAndAllSucceed(t *testing.T) {
 	}
 	cfg := quiet(staticLookup("127.0.0.1", "127.0.0.2"))
 	cfg.MaxConnsPerTask = 2
+	cfg.MaxConnWait = time.Hour
 	tr := New(cfg)
 	c := &http.Client{Transport: tr}
 	const n = 12
@@ -143,7 +145,7 @@ func TestWaiterDialsWhenAConnectionCloses(t *testing.T) {
 		}
 		_, _ = io.WriteString(w, "ok")
 	})
-	tr, c := oneConnClient()
+	tr, c := oneConnClient(time.Hour)
 	errs := make(chan error, 2)
 	fetch := func() { errs <- fetchAll(c, "http://svc:"+port+"/") }
 	go fetch()
@@ -176,7 +178,7 @@ func TestCanceledWaiterLeavesTheLaneUsable(t *testing.T) {
 		}
 		_, _ = io.WriteString(w, "ok")
 	})
-	tr, c := oneConnClient()
+	tr, c := oneConnClient(time.Hour)
 	done := make(chan error, 1)
 	go func() { done <- fetchAll(c, "http://svc:"+port+"/hold") }()
 	waitFor(func() bool { return held.Load() == 1 })
@@ -210,6 +212,41 @@ func TestCanceledWaiterLeavesTheLaneUsable(t *testing.T) {
 	}
 	if got := bs[0].conns.Load(); got != 1 {
 		t.Fatalf("%d connections, want 1", got)
+	}
+	if v := l.inflight.Load(); v != 0 {
+		t.Fatalf("%d in flight after every answer", v)
+	}
+}
+
+func TestWaiterDialsPastTheBoundWhenNoConnectionComesBack(t *testing.T) {
+	port, bs := startBackends(t, "127.0.0.1")
+	hold := make(chan struct{})
+	bs[0].srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		bs[0].requests.Add(1)
+		if r.URL.Path == "/hold" {
+			<-hold // a task waiting on a slow dependency
+		}
+		_, _ = io.WriteString(w, "ok")
+	})
+	tr, c := oneConnClient(10 * time.Millisecond)
+	done := make(chan error, 1)
+	go func() { done <- fetchAll(c, "http://svc:"+port+"/hold") }()
+	waitFor(func() bool { return bs[0].requests.Load() == 1 })
+	// The only connection is held: the next request does not queue behind
+	// it but, after MaxConnWait, gets its answer on a second connection.
+	if err := fetchAll(c, "http://svc:"+port+"/"); err != nil {
+		t.Fatal(err)
+	}
+	l := laneOf(tr, "svc:"+port, "127.0.0.1")
+	if open, idle, waiting := l.counts(); open != 2 || idle != 1 || waiting != 0 {
+		t.Fatalf("while the first is held: open %d idle %d waiting %d, want 2 1 0", open, idle, waiting)
+	}
+	close(hold)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := bs[0].conns.Load(); got != 2 {
+		t.Fatalf("%d connections, want 2", got)
 	}
 	if v := l.inflight.Load(); v != 0 {
 		t.Fatalf("%d in flight after every answer", v)

@@ -80,10 +80,18 @@ type Config struct {
 	// MaxConnsPerTask bounds one lane's connections (0: no bound, i.e. at
 	// most MaxInFlightPerTask). A request finding the lane at its bound with
 	// no connection idle waits for one to come back, until its context
-	// ends. Each connection costs its task a goroutine and buffers even when
-	// idle; a task answering on one P gains nothing from more connections
-	// than it overlaps waits. A vip retry dials past the bound.
+	// ends or MaxConnWait passes. Each connection costs its task a goroutine
+	// and buffers even when idle; a task answering on one P gains nothing
+	// from more connections than it overlaps waits. A vip retry dials past
+	// the bound.
 	MaxConnsPerTask int
+	// MaxConnWait is how long a request waits at MaxConnsPerTask for a
+	// connection to come back before it dials one past the bound. A busy
+	// task hands its connections back within it; one whose requests wait on
+	// a slow dependency (a quote call timing out) does not, and queueing
+	// behind them would turn its slowness into seconds of waiting and 503s.
+	// Default 50ms.
+	MaxConnWait time.Duration
 	// MaxIdlePerTask is how many idle connections a lane keeps. Default 64.
 	MaxIdlePerTask int
 	// IdleConnTimeout closes a connection idle this long. Default 30s.
@@ -156,6 +164,9 @@ func NewWithoutRetry(cfg Config) *Transport {
 	}
 	if cfg.MaxConnsPerTask < 0 {
 		cfg.MaxConnsPerTask = 0
+	}
+	if cfg.MaxConnWait <= 0 {
+		cfg.MaxConnWait = 50 * time.Millisecond
 	}
 	if cfg.MaxIdlePerTask <= 0 {
 		cfg.MaxIdlePerTask = 64
