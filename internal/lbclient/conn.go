@@ -85,8 +85,7 @@ const bufSize = 4 << 10
 
 // get returns an idle connection (the most recent that is not too old), or
 // a new one while the lane is under MaxConnsPerTask, or else waits for one to
-// come back: at most MaxConnWait, then it dials past the bound (until ctx
-// ends).
+// come back (see await).
 func (l *lane) get(ctx context.Context) (*pconn, error) {
 	now := time.Now()
 	l.mu.Lock()
@@ -109,15 +108,21 @@ func (l *lane) get(ctx context.Context) (*pconn, error) {
 	w := make(chan *pconn, 1)
 	l.waiters = append(l.waiters, w)
 	l.mu.Unlock()
+	return l.await(ctx, w)
+}
+
+// await waits on w, queued among the lane's waiters, for a connection or a
+// slot. After MaxConnWait it leaves the queue and dials past the bound: no
+// connection came back in time, so the task is holding its requests (a slow
+// dependency), not just busy, and queueing behind them would only add to
+// their wait.
+func (l *lane) await(ctx context.Context, w chan *pconn) (*pconn, error) {
 	wait := time.NewTimer(l.cfg.MaxConnWait)
 	defer wait.Stop()
 	var err error
 	select {
 	case pc := <-w:
-		if pc == nil {
-			return l.dialCounted(ctx)
-		}
-		return pc, nil
+		return l.use(ctx, pc)
 	case <-wait.C:
 	case <-ctx.Done():
 		err = ctx.Err()
@@ -129,21 +134,14 @@ func (l *lane) get(ctx context.Context) (*pconn, error) {
 			l.mu.Unlock()
 			return nil, err
 		}
-		// None came back in time: the task is holding its requests (a slow
-		// dependency), not just busy. Dial past the bound rather than queue
-		// behind them.
 		l.open++
 		l.mu.Unlock()
 		return l.dialCounted(ctx)
 	}
 	l.mu.Unlock()
-	// Handed a connection or a slot just now.
-	pc := <-w
+	pc := <-w // handed one as we stopped waiting
 	if err == nil {
-		if pc == nil {
-			return l.dialCounted(ctx)
-		}
-		return pc, nil
+		return l.use(ctx, pc)
 	}
 	if pc != nil {
 		l.put(pc) // pass it on
@@ -151,6 +149,15 @@ func (l *lane) get(ctx context.Context) (*pconn, error) {
 		l.release()
 	}
 	return nil, err
+}
+
+// use returns a connection handed to a waiter, or dials one for the slot
+// handed instead (nil).
+func (l *lane) use(ctx context.Context, pc *pconn) (*pconn, error) {
+	if pc == nil {
+		return l.dialCounted(ctx)
+	}
+	return pc, nil
 }
 
 // dial makes a new connection for the lane, counted among its open ones

@@ -53,6 +53,9 @@ var ErrOverloaded = errors.New("lbclient: every task is at its in-flight bound")
 // done this recently.
 const retryRefreshAge = 100 * time.Millisecond
 
+// DefaultMaxConnWait is Config.MaxConnWait's default.
+const DefaultMaxConnWait = 50 * time.Millisecond
+
 // ErrTooManyHosts is returned for a host beyond Config.MaxHosts.
 var ErrTooManyHosts = errors.New("lbclient: too many distinct hosts")
 
@@ -90,7 +93,7 @@ type Config struct {
 	// task hands its connections back within it; one whose requests wait on
 	// a slow dependency (a quote call timing out) does not, and queueing
 	// behind them would turn its slowness into seconds of waiting and 503s.
-	// Default 50ms.
+	// Default DefaultMaxConnWait.
 	MaxConnWait time.Duration
 	// MaxIdlePerTask is how many idle connections a lane keeps. Default 64.
 	MaxIdlePerTask int
@@ -166,7 +169,7 @@ func NewWithoutRetry(cfg Config) *Transport {
 		cfg.MaxConnsPerTask = 0
 	}
 	if cfg.MaxConnWait <= 0 {
-		cfg.MaxConnWait = 50 * time.Millisecond
+		cfg.MaxConnWait = DefaultMaxConnWait
 	}
 	if cfg.MaxIdlePerTask <= 0 {
 		cfg.MaxIdlePerTask = 64

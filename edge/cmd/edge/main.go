@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -52,7 +53,7 @@ func load(args []string) (Config, *conf.Set, bool, error) {
 	s.URL(&c.WatcherURL, "watcher-url", "http://swarmwatcher:6969", "the swarmwatcher, for -edge-discovery watcher", "http", "https")
 	s.String(&c.WatcherService, "watcher-service", "", "swarm service to balance over with -edge-discovery watcher (default: the -edge-target host; \"accountservice\" finds \"<stack>_accountservice\")")
 	s.Int(&c.MaxInFlight, "max-in-flight-per-task", 128, "requests one upstream task carries at once; beyond it on every task the edge answers 503 with Retry-After (0: no bound)", conf.AtLeast(0))
-	s.Int(&c.MaxConns, "max-conns-per-task", 8, "connections kept to one upstream task; a request finding all of them busy waits up to 50 ms for one (it still counts in flight), then dials another: a task holding its requests on a slow dependency is not queued behind. Each costs the task a goroutine and buffers even when idle (0: no bound)", conf.AtLeast(0))
+	s.Int(&c.MaxConns, "max-conns-per-task", 8, fmt.Sprintf("connections kept to one upstream task; a request finding all of them busy waits up to %v for one (it still counts in flight), then dials another: a task holding its requests on a slow dependency is not queued behind. Each costs the task a goroutine and buffers even when idle (0: no bound)", lbclient.DefaultMaxConnWait), conf.AtLeast(0))
 	s.Bool(&c.Testability, "testability", false, "proxy /testability/* to accountservice (else 404)")
 	s.Duration(&c.DialTimeout, "dial-timeout", time.Second, "bound on one upstream connection attempt", conf.AtLeast(time.Millisecond))
 	s.Duration(&c.UpstreamTimeout, "upstream-timeout", 15*time.Second, "bound on waiting for an upstream answer's headers", conf.AtLeast(time.Millisecond))
